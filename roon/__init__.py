@@ -1,0 +1,58 @@
+"""roon: a catalogue of circuits in trained MLPs.
+
+The public API is small; heavy modules (torch, duckdb, pyarrow) load on first use so
+that ``roon --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from roon.errors import (
+    CatalogueError,
+    GraphStoreError,
+    KernelUnavailableError,
+    ModelFormatError,
+    QueryError,
+    RoonError,
+    UnsupportedArchitectureError,
+)
+from roon.mlp import MLP, Layer
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily, PEP 562)
+_LAZY = {
+    "load_model": "roon.ingest.loaders",
+    "ingest_models": "roon.ingest",
+    "read_table": "roon.ingest.catalogue",
+    "scan_catalogue": "roon.query.scan",
+}
+
+__all__ = [
+    "MLP",
+    "Layer",
+    "RoonError",
+    "ModelFormatError",
+    "UnsupportedArchitectureError",
+    "CatalogueError",
+    "KernelUnavailableError",
+    "GraphStoreError",
+    "QueryError",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roon' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+"""``python -m roon`` runs the command line."""
+
+from roon.cli import main
+
+main()

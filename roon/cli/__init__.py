@@ -1,0 +1,80 @@
+"""The ``roon`` command line: thin typer commands over the library.
+
+Every command parses its options and calls one library function. This module is the one
+place where a :class:`~roon.errors.RoonError` becomes a one-line message on stderr and
+exit code 1 (``--debug`` shows the traceback instead). Nothing heavy (torch, duckdb,
+pyarrow, neo4j) is imported here; commands import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from roon.errors import RoonError
+
+_state = {"debug": False}
+
+
+class RoonGroup(TyperGroup):
+    """Command group that turns library errors into one line and exit code 1."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (RoonError, OSError) as exc:
+            if _state["debug"]:
+                traceback.print_exc()
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"roon: error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=RoonGroup,
+    name="roon",
+    help="Catalogue circuits in trained MLPs: ingest models, compute exact neuron "
+    "signatures, query them with SQL (DuckDB) or Cypher (Neo4j).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from roon import __version__
+
+        typer.echo(f"roon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    from roon.cli import catalogue_cmds, graph_cmds, normalize_cmds, signature_cmds
+
+    for module in (catalogue_cmds, signature_cmds, normalize_cmds, graph_cmds):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

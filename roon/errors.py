@@ -1,0 +1,46 @@
+"""The one error tree of roon.
+
+Library code raises these; the CLI turns any :class:`RoonError` into a one-line
+message on stderr and exit code 1. Each message names the bad value and, where one
+exists, the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RoonError",
+    "ModelFormatError",
+    "UnsupportedArchitectureError",
+    "CatalogueError",
+    "KernelUnavailableError",
+    "GraphStoreError",
+    "QueryError",
+]
+
+
+class RoonError(Exception):
+    """Base class of every error roon raises on purpose."""
+
+
+class ModelFormatError(RoonError, ValueError):
+    """A model file is unreadable, truncated, corrupt or holds invalid values."""
+
+
+class UnsupportedArchitectureError(RoonError, ValueError):
+    """A model is readable but is not a chain of dense layers roon can analyse."""
+
+
+class CatalogueError(RoonError):
+    """The catalogue directory is missing, damaged, or a lookup in it failed."""
+
+
+class KernelUnavailableError(RoonError, RuntimeError):
+    """An explicitly requested compute backend cannot run on this machine."""
+
+
+class GraphStoreError(RoonError):
+    """The Neo4j server cannot be reached or refused a request."""
+
+
+class QueryError(RoonError, ValueError):
+    """A query is malformed, refers to unknown names, or would write when it may not."""

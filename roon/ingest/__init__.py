@@ -1,0 +1,1 @@
+"""Loading models, normalizing them and writing them to the catalogue."""

@@ -1,0 +1,1 @@
+"""Model loaders (placeholder until the loaders land)."""

@@ -1,0 +1,1 @@
+"""Normalizers (placeholder until the rules land)."""

@@ -1,0 +1,1 @@
+"""Exact excited-state signatures of neurons (see DESIGN: signatures)."""

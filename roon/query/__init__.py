@@ -1,0 +1,1 @@
+"""Querying the catalogue: DuckDB over Parquet, Neo4j, matching."""
