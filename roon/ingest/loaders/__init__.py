@@ -1,1 +1,185 @@
-"""Model loaders (placeholder until the loaders land)."""
+"""Model loaders: a file or an in-memory torch module in, a validated :class:`~roon.MLP` out.
+
+``load_model`` picks the reader by extension:
+
+=====================  =====================================================
+``.pt .pth .bin``      PyTorch state_dict, read with ``weights_only=True``
+``.safetensors``       safetensors (``roon.*`` header entries honoured)
+``.nnet``              Reluplex/Marabou text format (ReLU hidden, linear out)
+``.onnx``              ONNX graphs that are a chain of dense layers
+=====================  =====================================================
+
+Every failure on a bad source is a :class:`~roon.errors.RoonError`
+(:class:`~roon.errors.ModelFormatError` or
+:class:`~roon.errors.UnsupportedArchitectureError`) whose one-line message starts
+with the file as given (or ``<module ClassName>``), e.g.
+``model.pt: layer 'fc3' is Conv2d-shaped (4-D weight); roon reads dense layers only (Linear)``.
+
+This module's top level stays free of torch, onnx and safetensors: the CLI imports
+:data:`MODEL_SUFFIXES` from here while building ``roon --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from roon.errors import ModelFormatError, RoonError
+from roon.ingest.loaders._common import Loaded, sha256_file
+from roon.ingest.loaders.safetensors_io import save_safetensors
+from roon.mlp import MLP
+
+__all__ = ["MODEL_SUFFIXES", "load_model", "save_safetensors"]
+
+# extension → format name recorded in provenance
+_FORMATS = {
+    ".pt": "state_dict",
+    ".pth": "state_dict",
+    ".bin": "state_dict",
+    ".safetensors": "safetensors",
+    ".nnet": "nnet",
+    ".onnx": "onnx",
+}
+MODEL_SUFFIXES: tuple[str, ...] = tuple(_FORMATS)
+"""File extensions :func:`load_model` reads (lower case, with the dot)."""
+
+_T = TypeVar("_T")
+
+_READS = ".pt, .pth, .bin (PyTorch state_dict), .safetensors, .nnet, .onnx"
+
+
+def load_model(
+    source: str | os.PathLike[str] | Any,
+    activation: str | Sequence[str] | None = None,
+    *,
+    output_activation: str | None = None,
+    name: str | None = None,
+) -> MLP:
+    """Load a model file or an in-memory ``torch.nn.Module`` as an :class:`~roon.MLP`.
+
+    Activations come from the source wherever it records them (.nnet, ONNX,
+    ``nn.Sequential``, safetensors written by roon); there ``activation`` and
+    ``output_activation`` are ignored. Sources that store none (state_dict files,
+    other safetensors) get ``activation`` on hidden layers — default ``relu``, and
+    then the provenance says ``activation_assumed: True`` — and ``output_activation``
+    (default ``linear``, the classifier convention) on the last layer. For other
+    modules see :mod:`roon.ingest.loaders.module`.
+
+    Args:
+        source: a path to a ``.pt``/``.pth``/``.bin``/``.safetensors``/``.nnet``/``.onnx``
+            file, or a ``torch.nn.Module``.
+        activation: hidden-layer activation name, or one name per layer (last included).
+        output_activation: the last layer's activation when the source records none.
+        name: the model's name; default the file stem (or ``roon.name`` in a roon
+            safetensors file), or the module's class name.
+
+    Returns:
+        The model, with one provenance step ``{"step": "load", "format", "source",
+        "sha256", "activation_assumed"}``.
+
+    Raises:
+        ModelFormatError: missing, unreadable, truncated or corrupt file, unknown
+            extension, NaN or infinite values.
+        UnsupportedArchitectureError: anything that is not a chain of dense layers.
+
+    Example:
+        >>> import roon
+        >>> m = roon.load_model("tests/data/ACASXU_experimental_v2a_1_1.nnet")
+        >>> m.widths
+        (5, 50, 50, 50, 50, 50, 50, 5)
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _load_file(Path(source), os.fspath(source), activation, output_activation, name)
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(source, torch.nn.Module):
+        raise TypeError(
+            f"load_model takes a file path or a torch.nn.Module, not {type(source).__name__}"
+        )
+    from roon.ingest.loaders.module import read_module
+
+    cls = type(source).__name__
+    label = f"<module {cls}>"
+    loaded = _guarded(label, lambda: read_module(source, activation, output_activation))
+    return _assemble(label, loaded, "module", label, None, name or cls)
+
+
+def _load_file(
+    path: Path,
+    label: str,
+    activation: str | Sequence[str] | None,
+    output_activation: str | None,
+    name: str | None,
+) -> MLP:
+    if not path.exists():
+        raise ModelFormatError(f"{label}: no such file")
+    if path.is_dir():
+        raise ModelFormatError(f"{label}: is a directory, not a model file; roon reads {_READS}")
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        shown = repr(path.suffix) if path.suffix else "none"
+        raise ModelFormatError(
+            f"{label}: unknown model file extension {shown}; roon reads {_READS}"
+        )
+    try:
+        if path.stat().st_size == 0:
+            raise ModelFormatError(f"{label}: is an empty file")
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise ModelFormatError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+
+    def read() -> Loaded:
+        if fmt == "state_dict":
+            from roon.ingest.loaders.state_dict import read_state_dict
+
+            return read_state_dict(path, activation, output_activation)
+        if fmt == "safetensors":
+            from roon.ingest.loaders.safetensors_io import read_safetensors
+
+            return read_safetensors(path, activation, output_activation)
+        if fmt == "nnet":
+            from roon.ingest.loaders.nnet import read_nnet
+
+            return read_nnet(path)
+        from roon.ingest.loaders.onnx_chain import read_onnx
+
+        return read_onnx(path)
+
+    loaded = _guarded(label, read)
+    return _assemble(
+        label, loaded, fmt, str(path.resolve()), digest, name or loaded.name or path.stem
+    )
+
+
+def _guarded(label: str, read: Callable[[], _T]) -> _T:
+    """Run a reader; give every error the source's name, on one line, as a RoonError."""
+    try:
+        return read()
+    except RoonError as exc:
+        raise type(exc)(f"{label}: {' '.join(str(exc).split())}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # a library failed in a way the reader did not foresee
+        raise ModelFormatError(
+            f"{label}: cannot read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        ) from exc
+
+
+def _assemble(
+    label: str, loaded: Loaded, fmt: str, source: str, digest: str | None, name: str
+) -> MLP:
+    provenance = {
+        "step": "load",
+        "format": fmt,
+        "source": source,
+        "sha256": digest,
+        "activation_assumed": loaded.activation_assumed,
+    }
+    return _guarded(
+        label,
+        lambda: MLP(
+            tuple(loaded.layers), name=name, metadata=loaded.metadata, provenance=(provenance,)
+        ),
+    )

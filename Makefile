@@ -1,0 +1,53 @@
+# roon's one task runner. The README's two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CATALOGUE ?= roon-catalogue
+ROON := $(BIN)/roon
+
+.PHONY: run test install dev lint format bench test-neo4j clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch==2.13.0 goes first: on this project's machines it resolves to the CPU wheel on
+# disk (~200 MB); an unpinned torch pulls several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+# The main job: ingest the example networks and summarize what roon found.
+run: install
+	$(ROON) ingest examples --catalogue $(CATALOGUE)
+	$(ROON) models --catalogue $(CATALOGUE)
+	$(ROON) sql --catalogue $(CATALOGUE) \
+	  "SELECT domain, method, exact, count(*) AS neurons, sum(fragile::INT) AS fragile \
+	   FROM signatures GROUP BY ALL ORDER BY ALL"
+
+test: dev
+	$(BIN)/pytest -q
+
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python benchmarks/bench_signatures.py
+
+clean:
+	rm -rf $(CATALOGUE) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,143 @@
+"""``.nnet`` text files (Reluplex / Marabou / NNV): a ReLU MLP with a linear output.
+
+Layout after the ``//`` comment lines, every line comma-separated:
+
+1. number of layers L, input size, output size, largest layer size;
+2. the L+1 layer sizes, input first;
+3. a legacy flag;
+4. input minimums; 5. input maximums;
+6. input means, then the output mean; 7. input ranges, then the output range;
+
+then per layer its weight matrix, one line per output neuron, and its biases, one
+per line. Values are parsed as float64. The normalization header is kept in the
+model's metadata as ``nnet.mins``, ``nnet.maxes``, ``nnet.means`` and ``nnet.ranges``
+(lists of floats exactly as in the file, the output's mean and range last): the
+network expects inputs clipped to [min, max], then mapped to ``(x - mean) / range``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from roon.errors import ModelFormatError
+from roon.ingest.loaders._common import Loaded, check_chain, make_layer
+
+__all__ = ["read_nnet"]
+
+
+def read_nnet(path: Path) -> Loaded:
+    """Read an ``.nnet`` file: hidden layers ReLU, the last layer linear.
+
+    Raises:
+        ModelFormatError: not a text file, a malformed or truncated line (messages
+            name the line: ``line 12: expected 5 numbers, found 3``), NaN or inf values.
+        UnsupportedArchitectureError: layer sizes that do not chain.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelFormatError(
+            f"not an .nnet text file (bytes that are not UTF-8: {exc.reason})"
+        ) from exc
+    lines = _data_lines(text)
+
+    n_layers, n_in, n_out, _largest = _ints(_next(lines, "the header"), 4)
+    sizes_line = _next(lines, "the layer sizes")
+    sizes = _ints(sizes_line, n_layers + 1)
+    lineno = sizes_line[0]
+    if n_layers < 1 or any(s < 1 for s in sizes):
+        raise ModelFormatError(f"line {lineno}: layer sizes must be positive, found {sizes}")
+    if sizes[0] != n_in or sizes[-1] != n_out:
+        raise ModelFormatError(
+            f"line {lineno}: layer sizes run {sizes[0]}→{sizes[-1]} but the header says "
+            f"{n_in} inputs and {n_out} outputs"
+        )
+    _next(lines, "the legacy flag")
+    metadata = {
+        "nnet.mins": _floats(_next(lines, "the input minimums"), n_in),
+        "nnet.maxes": _floats(_next(lines, "the input maximums"), n_in),
+        "nnet.means": _floats(_next(lines, "the means"), n_in + 1),
+        "nnet.ranges": _floats(_next(lines, "the ranges"), n_in + 1),
+    }
+
+    layers = []
+    for k in range(n_layers):
+        fan_in, width = sizes[k], sizes[k + 1]
+        # rows are parsed one by one (not preallocated) so that a garbage header with
+        # huge sizes fails at the end of the file instead of allocating gigabytes
+        weight = [
+            _floats(_next(lines, f"row {r + 1} of {width} of layer {k}'s weights"), fan_in)
+            for r in range(width)
+        ]
+        bias = [
+            _floats(_next(lines, f"bias {r + 1} of {width} of layer {k}"), 1)[0]
+            for r in range(width)
+        ]
+        activation = "linear" if k == n_layers - 1 else "relu"
+        layers.append(
+            make_layer(
+                str(k),
+                np.array(weight, dtype=np.float64).reshape(width, fan_in),
+                np.array(bias, dtype=np.float64),
+                activation,
+            )
+        )
+    extra = next(lines, None)
+    if extra is not None:
+        raise ModelFormatError(f"line {extra[0]}: unexpected data after the last layer")
+    check_chain([str(k) for k in range(n_layers)], layers)
+    return Loaded(layers, activation_assumed=False, metadata=metadata)
+
+
+def _data_lines(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each line that is not blank and not a ``//`` comment."""
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("//"):
+            continue
+        # a trailing comma is the format's habit, so empty fields are dropped
+        yield lineno, [tok.strip() for tok in line.split(",") if tok.strip()]
+
+
+def _next(lines: Iterator[tuple[int, list[str]]], what: str) -> tuple[int, list[str]]:
+    item = next(lines, None)
+    if item is None:
+        raise ModelFormatError(f"file ends early: expected {what}")
+    return item
+
+
+def _count(line: tuple[int, list[str]], expected: int) -> None:
+    lineno, fields = line
+    if len(fields) != expected:
+        raise ModelFormatError(f"line {lineno}: expected {expected} numbers, found {len(fields)}")
+
+
+def _ints(line: tuple[int, list[str]], expected: int) -> list[int]:
+    _count(line, expected)
+    lineno, fields = line
+    out = []
+    for tok in fields:
+        try:
+            out.append(int(tok))
+        except ValueError:
+            raise ModelFormatError(f"line {lineno}: {tok!r} is not an integer") from None
+    return out
+
+
+def _floats(line: tuple[int, list[str]], expected: int) -> list[float]:
+    _count(line, expected)
+    lineno, fields = line
+    out = []
+    for tok in fields:
+        try:
+            value = float(tok)
+        except ValueError:
+            raise ModelFormatError(f"line {lineno}: {tok!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ModelFormatError(f"line {lineno}: {tok!r} is not a finite number")
+        out.append(value)
+    return out

@@ -1,0 +1,172 @@
+"""safetensors files: reading any state_dict-style file, and roon's own writer.
+
+Keys follow the state_dict conventions (``fc1.weight``, ``net.0.bias``, …). roon
+writes ``layers.<i>.weight`` / ``layers.<i>.bias`` and three header entries, which
+the reader trusts over any ``activation`` argument:
+
+- ``roon.activations``: comma-separated activation per layer, e.g. ``relu,relu,linear``;
+- ``roon.name``: the model's name;
+- ``roon.metadata``: the model's metadata as JSON.
+
+Without ``roon.activations`` a file is treated like a state_dict: hidden layers get
+``activation`` (default ``relu``, recorded as assumed), the last ``output_activation``.
+Reading needs no torch, except for bfloat16 tensors (numpy has no bfloat16).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from roon.errors import ModelFormatError
+from roon.ingest.loaders._common import Loaded, first_line, layers_from_tensors
+from roon.mlp import MLP
+
+__all__ = ["read_safetensors", "save_safetensors"]
+
+ACTIVATIONS_KEY = "roon.activations"
+NAME_KEY = "roon.name"
+METADATA_KEY = "roon.metadata"
+FORMAT_KEY = "roon.format"
+FORMAT_VERSION = "mlp-1"
+
+
+def read_safetensors(
+    path: Path,
+    activation: str | Sequence[str] | None = None,
+    output_activation: str | None = None,
+) -> Loaded:
+    """Read a safetensors file into dense layers, honouring roon's header entries.
+
+    Args:
+        path: the ``.safetensors`` file.
+        activation: hidden-layer activation (or one per layer) when the file records none.
+        output_activation: last-layer activation when the file records none.
+
+    Raises:
+        ModelFormatError: truncated or corrupt file, a bad ``roon.*`` header entry,
+            NaN or infinite values.
+        UnsupportedArchitectureError: a non-dense layer, or shapes that do not chain.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            header = dict(f.metadata() or {})
+            tensors = {}
+            bf16 = []
+            names = f.keys()  # a safe_open handle is not iterable itself
+            for key in names:
+                if f.get_slice(key).get_dtype() == "BF16":
+                    bf16.append(key)
+                else:
+                    tensors[key] = f.get_tensor(key)
+        if bf16:  # numpy cannot hold bfloat16: go through torch, widen exactly to float32
+            with safe_open(str(path), framework="pt") as f:
+                for key in bf16:
+                    tensors[key] = f.get_tensor(key).float().numpy()
+    except Exception as exc:  # SafetensorError, OSError, ValueError for bad bytes
+        raise ModelFormatError(
+            f"truncated or corrupt safetensors file ({first_line(exc)})"
+        ) from exc
+
+    activations = None
+    if ACTIVATIONS_KEY in header:
+        activations = [a.strip() for a in header[ACTIVATIONS_KEY].split(",")]
+    metadata = {}
+    if METADATA_KEY in header:
+        try:
+            metadata = json.loads(header[METADATA_KEY])
+        except json.JSONDecodeError as exc:
+            raise ModelFormatError(
+                f"header entry {METADATA_KEY!r} is not valid JSON ({exc})"
+            ) from exc
+        if not isinstance(metadata, dict):
+            raise ModelFormatError(f"header entry {METADATA_KEY!r} is not a JSON object")
+    layers, assumed = layers_from_tensors(
+        tensors,
+        activations,
+        file_order=False,  # the format sorts tensors by dtype and name; order is lost
+        activation=activation,
+        output_activation=output_activation,
+    )
+    return Loaded(layers, activation_assumed=assumed, metadata=metadata, name=header.get(NAME_KEY))
+
+
+def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
+    """Write ``mlp`` to a safetensors file that :func:`roon.load_model` reads back exactly.
+
+    Weights and biases keep their dtype and bits; activations, name and metadata go to
+    the header (metadata as JSON, so tuples come back as lists). The write is atomic: a
+    temporary file in the same directory, fsync, then ``os.replace``.
+
+    Args:
+        mlp: the model.
+        path: destination file (conventionally ``*.safetensors``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ModelFormatError: the metadata is not JSON-serializable, or the file cannot be written.
+
+    Example:
+        >>> save_safetensors(mlp, "model.safetensors")  # doctest: +SKIP
+        >>> roon.load_model("model.safetensors") == mlp  # doctest: +SKIP
+        True
+    """
+    from safetensors.numpy import save
+
+    path = Path(path)
+    try:
+        meta_json = json.dumps(dict(mlp.metadata))
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(
+            f"{path}: cannot write: metadata is not JSON-serializable ({exc})"
+        ) from exc
+    header = {
+        FORMAT_KEY: FORMAT_VERSION,
+        ACTIVATIONS_KEY: ",".join(mlp.activations),
+        NAME_KEY: mlp.name,
+        METADATA_KEY: meta_json,
+    }
+    tensors: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(mlp.layers):
+        tensors[f"layers.{i}.weight"] = np.ascontiguousarray(layer.weight)
+        tensors[f"layers.{i}.bias"] = np.ascontiguousarray(layer.bias)
+    data = save(tensors, metadata=header)
+    try:
+        _atomic_write(path, data)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is not a secret
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable; not every platform can open a directory
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

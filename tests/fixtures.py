@@ -1,0 +1,74 @@
+"""Tiny deterministic models, and a script that builds a small catalogue to poke at.
+
+    .venv/bin/python tests/fixtures.py /tmp/demo-catalogue
+    .venv/bin/roon models --catalogue /tmp/demo-catalogue
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from roon import MLP, Layer
+
+
+def and_or_net() -> MLP:
+    """2 inputs → [AND, OR] → OR-minus-AND (= XOR on bits), hand-set weights."""
+    return MLP(
+        [
+            Layer(np.array([[0.7, 0.7], [1.0, 1.0]]), np.array([-1.0, 0.0]), "relu"),
+            Layer(np.array([[-2.0, 1.0]]), np.array([0.0]), "linear"),
+        ],
+        name="and_or",
+    )
+
+
+def abs_net() -> MLP:
+    """|x| = relu(x) + relu(-x) (seed 003's absolute-value circuit)."""
+    return MLP(
+        [
+            Layer(np.array([[1.0], [-1.0]]), np.zeros(2), "relu"),
+            Layer(np.array([[1.0, 1.0]]), np.zeros(1), "linear"),
+        ],
+        name="abs",
+    )
+
+
+def random_mlp(
+    widths: tuple[int, ...] = (4, 6, 5, 3),
+    seed: int = 0,
+    activation: str = "relu",
+    dtype: type = np.float32,
+    name: str | None = None,
+) -> MLP:
+    """A random MLP: hidden layers use ``activation``, the last layer is linear."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (fan_in, width) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        act = "linear" if i == len(widths) - 2 else activation
+        w = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(width, fan_in)).astype(dtype)
+        b = rng.normal(0.0, 0.1, size=width).astype(dtype)
+        layers.append(Layer(w, b, act))
+    return MLP(layers, name=name or f"random{seed}")
+
+
+def demo_models() -> list[MLP]:
+    return [and_or_net(), abs_net(), random_mlp(seed=1), random_mlp(seed=2, activation="tanh")]
+
+
+def build_catalogue(path: Path) -> Path:
+    """Ingest :func:`demo_models` into ``path`` and return it."""
+    from roon.ingest.catalogue import open_catalogue
+    from roon.ingest.pipeline import ingest_model
+
+    root = open_catalogue(path, create=True)
+    for mlp in demo_models():
+        ingest_model(mlp, root, backend="ref")
+    return root
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "roon-demo-catalogue")
+    print(build_catalogue(target))

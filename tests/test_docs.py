@@ -1,0 +1,44 @@
+"""The README documents every command, and every command has help text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from roon.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _commands(group, prefix: str = "roon") -> list[tuple[str, object]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        found.append((path, command))
+        if hasattr(command, "commands"):
+            found.extend(_commands(command, path))
+    return found
+
+
+def test_every_command_is_in_the_readme():
+    text = README.read_text()
+    commands = _commands(typer.main.get_command(app))
+    assert len(commands) >= 4
+    missing = [path for path, _ in commands if not re.search(rf"`{re.escape(path)}\b", text)]
+    assert not missing, f"README.md does not document: {missing}"
+
+
+def test_every_command_has_help_and_an_example():
+    for path, command in _commands(typer.main.get_command(app)):
+        assert command.help and command.help.strip(), f"{path} has no help text"
+        if not hasattr(command, "commands"):
+            assert "Example:" in command.help, f"{path} help has no example"
+
+
+def test_readme_states_the_two_commands_and_ci_runs_the_test_one():
+    text = README.read_text()
+    assert "make run" in text and "make test" in text
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
