@@ -25,10 +25,27 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich console (imported lazily)."""
+    """A rich console (imported lazily).
+
+    Output that is not a terminal (a pipe, a file, a test) gets a 160-column canvas so
+    tables are not folded at rich's 80-column default.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def compact_activations(activations: str) -> str:
+    """``relu,relu,relu,linear`` → ``relu×3,linear`` for display."""
+    runs: list[list[Any]] = []
+    for name in activations.split(","):
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    return ",".join(name if count == 1 else f"{name}×{count}" for name, count in runs)
 
 
 def print_json(obj: Any) -> None:

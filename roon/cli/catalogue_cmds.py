@@ -12,6 +12,7 @@ from roon.cli._common import (
     DEFAULT_CATALOGUE,
     CatalogueOption,
     JsonOption,
+    compact_activations,
     console,
     print_json,
     print_rows,
@@ -145,7 +146,14 @@ def models(catalogue: CatalogueOption = DEFAULT_CATALOGUE, as_json: JsonOption =
         print_json(table.to_pylist())
         return
     rows = [
-        (r["model_id"][:12], r["name"], r["widths"], r["activations"], r["n_neurons"], r["format"])
+        (
+            r["model_id"][:12],
+            r["name"],
+            r["widths"],
+            compact_activations(r["activations"]),
+            r["n_neurons"],
+            r["format"],
+        )
         for r in table.to_pylist()
     ]
     print_rows(["id", "name", "widths", "activations", "neurons", "format"], rows)

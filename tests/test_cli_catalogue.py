@@ -1,0 +1,152 @@
+"""`roon ingest / models / show / sql` end to end through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from roon.cli import app
+
+pytestmark = pytest.mark.integration
+
+DATA = Path(__file__).parent / "data"
+ACAS = DATA / "ACASXU_experimental_v2a_1_1.nnet"
+runner = CliRunner()
+
+
+def roon(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path) -> Path:
+    return tmp_path / "cat"
+
+
+def test_ingest_then_reingest_is_a_no_op(catalogue: Path):
+    first = roon("ingest", ACAS, "--catalogue", catalogue)
+    assert first.exit_code == 0, first.output
+    assert "ingested 1, already present 0, failed 0" in first.stdout
+    count = roon("sql", "select count(*) as n from neurons", "-c", catalogue, "--json")
+    assert json.loads(count.stdout) == [{"n": 305}]  # 6×50 hidden + 5 outputs
+    again = roon("ingest", ACAS, "--catalogue", catalogue)
+    assert again.exit_code == 0
+    assert "ingested 0, already present 1, failed 0" in again.stdout
+    assert json.loads(
+        roon("sql", "select count(*) as n from models", "-c", catalogue, "--json").stdout
+    ) == [{"n": 1}]
+
+
+def test_one_bad_file_does_not_stop_the_others(tmp_path: Path, catalogue: Path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(ACAS, folder / "good.nnet")
+    (folder / "bad.onnx").write_bytes(b"\x00\x01 not onnx at all")
+    (folder / "notes.txt").write_text("ignored: not a model file")
+    result = roon("ingest", folder, "--catalogue", catalogue, "--json")
+    assert result.exit_code == 1
+    rows = {Path(r["source"]).name: r for r in json.loads(result.stdout)}
+    assert set(rows) == {"good.nnet", "bad.onnx"}
+    assert rows["good.nnet"]["status"] == "ingested"
+    assert rows["bad.onnx"]["status"] == "failed"
+    assert "bad.onnx" in rows["bad.onnx"]["reason"]
+    assert "\n" not in rows["bad.onnx"]["reason"]
+
+
+def test_state_dict_activation_is_reported_as_assumed(tmp_path: Path, catalogue: Path):
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    path = tmp_path / "net.pt"
+    torch.save(net.state_dict(), path)
+    result = roon("ingest", path, "--catalogue", catalogue)
+    assert result.exit_code == 0, result.output
+    assert "activation relu assumed" in result.stdout
+    prov = json.loads(roon("sql", "select * from provenance", "-c", catalogue, "--json").stdout)
+    assert prov[0]["activation_assumed"] is True and prov[0]["format"] == "state_dict"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ingest", "no/such/file.nnet"], "no such file or directory"),
+        (["ingest", "{empty}"], "no model files"),
+        (["ingest", "nothing-matches-*.onnx"], "matches no files"),
+        (["sql", "drop view models"], "read-only"),
+        (["show", "nope"], "no model 'nope'"),
+    ],
+)
+def test_errors_are_one_line_exit_1(tmp_path: Path, catalogue: Path, args, needle):
+    (tmp_path / "empty").mkdir()
+    roon("ingest", ACAS, "--catalogue", catalogue)
+    args = [a.replace("{empty}", str(tmp_path / "empty")) for a in args]
+    result = roon(*args, "--catalogue", catalogue)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("roon: error:") and needle in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_models_show_and_sql_formats(catalogue: Path):
+    roon("ingest", ACAS, "--catalogue", catalogue)
+    models = json.loads(roon("models", "-c", catalogue, "--json").stdout)
+    assert len(models) == 1 and models[0]["widths"] == "5-50-50-50-50-50-50-5"
+    assert models[0]["format"] == "nnet"
+    table = roon("models", "-c", catalogue)
+    assert "ACASXU_experimental_v2a_1_1" in table.stdout
+
+    shown = roon("show", "ACASXU_experimental_v2a_1_1", "-c", catalogue, "--json")
+    info = json.loads(shown.stdout)
+    assert [layer["width"] for layer in info["layers"]] == [50] * 6 + [5]
+    assert info["model"]["metadata"]["nnet.means"][0] == pytest.approx(19791.091)
+    text = roon("show", models[0]["model_id"][:8], "-c", catalogue)
+    assert text.exit_code == 0 and "relu" in text.stdout and "linear" in text.stdout
+
+    csv = roon(
+        "sql",
+        "select layer, count(*) as n from neurons group by 1 order by 1",
+        "-c",
+        catalogue,
+        "--format",
+        "csv",
+    )
+    assert csv.stdout.splitlines()[:2] == ['"layer","n"', "0,50"]
+
+
+def test_signature_methods_are_queryable(catalogue: Path):
+    roon("ingest", ACAS, "--catalogue", catalogue)
+    rows = json.loads(
+        roon(
+            "sql",
+            "select method, exact, count(*) as n from signatures group by all order by all",
+            "-c",
+            catalogue,
+            "--json",
+        ).stdout
+    )
+    assert sum(r["n"] for r in rows) == 305
+    assert all(r["exact"] == (r["method"] != "sampled") for r in rows)
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys; from roon.cli import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0;"
+        "heavy = [m for m in ('torch', 'triton', 'duckdb', 'pyarrow', 'neo4j', 'onnx') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_python_dash_m_and_version():
+    out = subprocess.run(
+        [sys.executable, "-m", "roon", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("roon 0.")

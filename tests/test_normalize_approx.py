@@ -1,0 +1,113 @@
+"""Approximate rules on hand-built networks: exactly the predicted neurons go."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roon import MLP, Layer, ModelFormatError, QueryError
+from roon.ingest.normalize import load_sample, normalize
+from roon.ingest.normalize.bounds import domain_sample
+
+
+def measured_change(a: MLP, b: MLP) -> float:
+    x = domain_sample(np.zeros(a.input_width), np.ones(a.input_width))
+    return float(np.max(np.abs(a.forward(x) - b.forward(x))))
+
+
+def test_dead_removes_small_neurons_and_folds_act_of_bias():
+    w0 = np.array([[1.0, 0.5], [0.02, 0.01], [-0.5, 1.0], [0.3, 0.0]])
+    b0 = np.array([0.0, 0.3, 0.1, -0.4])
+    # neuron 1: 1.1 * |(0.02, 0.01)| * |(0.5, 1)| = 0.0275 < 0.05 -> dead
+    # neuron 3: 1.1 * 0.3 * |(0.1, 0.1)| = 0.0467 < 0.05 -> dead; act(-0.4) = 0 folds nothing
+    w1 = np.array([[1.0, 0.5, 2.0, 0.1], [-1.0, 1.0, 0.5, 0.1]])
+    b1 = np.array([0.25, -0.5])
+    m = MLP([Layer(w0, b0), Layer(w1, b1, "linear")])
+    child, [step] = normalize(m, "dead")
+    assert step.changes["layers"] == {"0": {"removed": [1, 3]}}
+    assert step.params == {"dead_threshold": 0.05}
+    np.testing.assert_array_equal(child.layers[1].bias, b1 + 0.3 * w1[:, 1])
+    np.testing.assert_array_equal(child.layers[0].weight, w0[[0, 2]])
+    assert step.max_output_change == pytest.approx(measured_change(m, child), rel=1e-12)
+    assert 0 < step.max_output_change < 0.05
+    # a lower threshold keeps neuron 3
+    _, [step] = normalize(m, "dead", dead_threshold=0.03)
+    assert step.changes["layers"] == {"0": {"removed": [1]}}
+
+
+def test_dead_with_sigmoid_folds_sigmoid_of_bias():
+    w0 = np.array([[0.001, 0.001], [1.0, 1.0]])
+    m = MLP([Layer(w0, np.array([2.0, 0.0]), "sigmoid"), Layer(np.array([[1.0, 1.0]]), [0.0])])
+    child, [step] = normalize(m, "dead")
+    assert step.changes["layers"] == {"0": {"removed": [0]}}
+    assert child.layers[1].bias[0] == pytest.approx(1.0 / (1.0 + np.exp(-2.0)), rel=1e-15)
+
+
+def test_duplicates_merges_first_close_pairs_repeatedly():
+    w0 = np.array(
+        [
+            [1.0, 0.0],  # 0
+            [0.0, 1.0],  # 1: far from everything
+            [1.04, 0.0],  # 2: 0.04 from 0
+            [1.0, 0.06],  # 3: 0.06 from 0, and from (0 + 2) / 2 = (1.02, 0): 0.0632
+            [0.0005, 0.0],  # 4: close to 5 but tiny: never merged into
+            [0.0, 0.0005],  # 5: tiny
+        ]
+    )
+    b0 = np.zeros(6)
+    w1 = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    m = MLP([Layer(w0, b0), Layer(w1, np.zeros(1), "linear")])
+    child, [step] = normalize(m, "duplicates")
+    # (0, 2) merge first -> (1.02, 0) at 0; then (0, 3 -> now 2) -> (1.01, 0.03)
+    assert step.changes["layers"] == {"0": {"merged": [[0, 2, 3]]}}
+    np.testing.assert_allclose(child.layers[0].weight[0], [(1.02 + 1.0) / 2, 0.03])
+    assert child.layers[1].weight.tolist() == [[8.0, 2.0, 5.0, 6.0]]
+    assert step.max_output_change == pytest.approx(measured_change(m, child), rel=1e-12)
+    # a threshold of 0.05 merges only (0, 2)
+    _, [step] = normalize(m, "duplicates", duplicate_threshold=0.05)
+    assert step.changes["layers"] == {"0": {"merged": [[0, 2]]}}
+    # with eps below the tiny neurons' norm, 5 merges into 4
+    _, [step] = normalize(m, "duplicates", duplicate_threshold=0.05, duplicate_eps=1e-4)
+    assert step.changes["layers"] == {"0": {"merged": [[0, 2], [4, 5]]}}
+
+
+def test_low_variance_removes_the_neuron_that_never_varies(tmp_path):
+    import torch
+
+    w0 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 2.0]])
+    b0 = np.array([0.0, 0.0, 0.5])
+    m = MLP([Layer(w0, b0), Layer(np.array([[1.0, 1.0, 1.0]]), np.zeros(1), "linear")])
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 3))
+    x[:, 2] = 0.25  # neuron 2 always outputs relu(0.5 + 0.5) = 1
+    np.save(tmp_path / "x.npy", x)
+    torch.save(torch.from_numpy(x), tmp_path / "x.pt")
+    for sample in (x, tmp_path / "x.npy", str(tmp_path / "x.pt")):
+        child, [step] = normalize(m, "low-variance", sample=sample)
+        assert step.changes["layers"] == {"0": {"removed": [2]}}
+        assert child.layers[1].bias.tolist() == [1.0]
+        assert step.params["sample"]["shape"] == [50, 3]
+        np.testing.assert_allclose(child.forward(x), m.forward(x))
+
+
+def test_low_variance_sample_errors(tmp_path):
+    import torch
+
+    m = MLP([Layer(np.eye(2), np.zeros(2)), Layer(np.ones((1, 2)), np.zeros(1))])
+    torch.save({"x": torch.zeros(3, 2)}, tmp_path / "d.pt")
+    with pytest.raises(ModelFormatError, match="dict"):
+        load_sample(tmp_path / "d.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save(Evil(), tmp_path / "evil.pt")
+    with pytest.raises(ModelFormatError, match="cannot read sample"):
+        load_sample(tmp_path / "evil.pt")
+    with pytest.raises(ModelFormatError, match=r"\[N >= 2, 2\]"):
+        normalize(m, "low-variance", sample=np.zeros((4, 3)))
+    with pytest.raises(QueryError, match="needs an input sample"):
+        normalize(m, "low-variance")
+    with pytest.raises(ModelFormatError, match="suffix"):
+        load_sample(tmp_path / "x.csv")

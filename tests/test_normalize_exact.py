@@ -1,0 +1,252 @@
+"""Exact normalizer rules: canonical forms, function preservation, hand-built removals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixtures import random_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roon import MLP, Layer, UnsupportedArchitectureError
+from roon.ingest.normalize import RULES, normalize
+
+
+def permuted(mlp: MLP, seed: int) -> MLP:
+    """The same function with every hidden layer's neurons shuffled."""
+    rng = np.random.default_rng(seed)
+    ws = [np.array(la.weight) for la in mlp.layers]
+    bs = [np.array(la.bias) for la in mlp.layers]
+    for i in range(len(ws) - 1):
+        p = rng.permutation(ws[i].shape[0])
+        ws[i], bs[i], ws[i + 1] = ws[i][p], bs[i][p], ws[i + 1][:, p]
+    return mlp.replace(
+        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
+    )
+
+
+def rescaled(mlp: MLP, seed: int) -> MLP:
+    """The same function with random hidden neurons scaled by 2^k (k in -4..4, k != 0)."""
+    rng = np.random.default_rng(seed)
+    ws = [np.array(la.weight) for la in mlp.layers]
+    bs = [np.array(la.bias) for la in mlp.layers]
+    for i in range(len(ws) - 1):
+        for j in rng.choice(ws[i].shape[0], size=max(1, ws[i].shape[0] // 2), replace=False):
+            k = int(rng.choice([-4, -3, -2, -1, 1, 2, 3, 4]))
+            ws[i][j], bs[i][j] = np.ldexp(ws[i][j], k), np.ldexp(bs[i][j], k)
+            ws[i + 1][:, j] = np.ldexp(ws[i + 1][:, j], -k)
+    return mlp.replace(
+        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
+    )
+
+
+def assert_identical(a: MLP, b: MLP) -> None:
+    assert a.id == b.id
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert la.weight.dtype == lb.weight.dtype
+        assert la.weight.tobytes() == lb.weight.tobytes()
+        assert la.bias.tobytes() == lb.bias.tobytes()
+
+
+def inputs(n: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.integers(0, 2, (64, n)), rng.random((64, n))]).astype(float)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("signature", [True, False])
+def test_permutations_and_power_of_two_scalings_normalize_identically(dtype, seed, signature):
+    base = random_mlp((6, 9, 7, 3), seed=seed, dtype=dtype)
+    want, _ = normalize(base, "rescale,canonical", signature=signature)
+    for variant in (permuted(base, seed + 10), permuted(base, seed + 20), rescaled(base, seed)):
+        assert variant.id != base.id
+        got, _ = normalize(variant, "rescale,canonical", signature=signature)
+        assert_identical(got, want)
+    both = rescaled(permuted(base, seed + 30), seed + 1)
+    assert_identical(normalize(both, "rescale,canonical", signature=signature)[0], want)
+
+
+def test_canonical_orders_identical_neurons_by_their_outgoing_weights():
+    # neurons 0 and 2 of layer 0 have identical incoming weights and biases but different
+    # outgoing columns: only the backward pass can put them in a canonical order
+    w0 = np.array([[1.0, -2.0], [0.5, 0.5], [1.0, -2.0], [-1.0, 3.0]])
+    b0 = np.array([0.25, 0.0, 0.25, -0.5])
+    w1 = np.array([[1.0, 2.0, -3.0, 4.0], [0.0, 1.0, 5.0, -1.0]])
+    base = MLP([Layer(w0, b0), Layer(w1, np.zeros(2), "linear")])
+    want, _ = normalize(base, "canonical")
+    for seed in range(6):
+        assert_identical(normalize(permuted(base, seed), "canonical")[0], want)
+
+
+def test_canonical_is_idempotent_and_preserves_outputs():
+    m = random_mlp((5, 8, 6, 2), seed=3)
+    once, steps = normalize(m, "canonical")
+    twice, again = normalize(once, "canonical")
+    assert_identical(once, twice)
+    assert again[0].is_noop
+    x = inputs(5)
+    np.testing.assert_allclose(once.forward(x), m.forward(x), rtol=1e-6, atol=1e-12)
+    assert steps[0].changes["moved"]  # a random net is not already in canonical order
+
+
+@pytest.mark.parametrize("name", ["zero-out", "constant", "exact-duplicates", "rescale"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_rules_keep_outputs(name, dtype):
+    m = redundant_net(dtype)
+    child, steps = normalize(m, [name])
+    x = inputs(m.input_width)
+    np.testing.assert_allclose(child.forward(x), m.forward(x), rtol=1e-6, atol=1e-7)
+    assert steps[0].max_output_change <= 1e-6
+    assert not steps[0].is_noop  # the net holds something for every rule to remove
+    if name == "rescale":  # powers of two: bit-exact
+        assert np.array_equal(child.forward(x), m.forward(x))
+
+
+def redundant_net(dtype=np.float64) -> MLP:
+    """3 inputs → 6 ReLU → 4 ReLU → 2 linear, with one case for each exact rule."""
+    w0 = np.array(
+        [
+            [1.0, -0.5, 0.25],  # 0: normal
+            [-1.0, -1.0, 0.0],  # 1: never fires on [0,1]^3 (b = 0, upper bound exactly 0)
+            [3.0, -1.5, 0.75],  # 2: 3 x neuron 0 (exact duplicate)
+            [0.0, 0.0, 0.0],  # 3: constant relu(0.5) = 0.5
+            [0.5, 2.0, -1.0],  # 4: normal, but its outgoing weights are all zero
+            [-0.25, 1.0, 1.0],  # 5: normal
+        ]
+    )
+    b0 = np.array([0.125, 0.0, 0.375, 0.5, -0.2, 0.05])
+    w1 = np.array(
+        [
+            [1.0, 2.0, -1.0, 0.5, 0.0, 0.75],
+            [-0.5, 1.0, 2.0, 1.0, 0.0, -1.0],
+            [0.25, -1.0, 0.5, 2.0, 0.0, 1.5],
+            [1.5, 0.5, -0.75, -1.0, 0.0, 0.5],
+        ]
+    )
+    b1 = np.array([0.0, 0.1, -0.1, 0.2])
+    w2 = np.array([[1.0, -1.0, 0.5, 2.0], [0.5, 0.25, -1.0, 1.0]])
+    return MLP(
+        [
+            Layer(w0.astype(dtype), b0.astype(dtype)),
+            Layer(w1.astype(dtype), b1.astype(dtype)),
+            Layer(w2.astype(dtype), np.zeros(2, dtype), "linear"),
+        ],
+        name="redundant",
+    )
+
+
+def test_zero_out_removes_silent_neurons_and_what_only_fed_them():
+    w0 = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    w1 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])  # neuron 1 of layer 0 feeds nothing
+    w2 = np.array([[1.0, 0.0]])  # neuron 1 of layer 1 feeds nothing
+    m = MLP([Layer(w0, np.zeros(3)), Layer(w1, np.zeros(2)), Layer(w2, np.zeros(1), "linear")])
+    child, steps = normalize(m, "zero-out")
+    # layer 1 loses neuron 1; then layer 0's neuron 2 (which only fed it) goes too
+    assert steps[0].changes["layers"] == {"0": {"removed": [1, 2]}, "1": {"removed": [1]}}
+    assert child.widths == (2, 1, 1, 1)
+    assert np.array_equal(child.forward(inputs(2)), m.forward(inputs(2)))
+
+
+def test_constant_finds_exact_ties_and_folds_constants():
+    m = redundant_net()
+    child, steps = normalize(m, "constant")
+    assert steps[0].changes["layers"] == {"0": {"removed": [1, 3]}}
+    assert steps[0].params == {"input_bounds": [0.0, 1.0]}
+    # relu(0.5) times neuron 3's outgoing column went into layer 1's bias
+    np.testing.assert_array_equal(
+        child.layers[1].bias, m.layers[1].bias + 0.5 * m.layers[1].weight[:, 3]
+    )
+    # on a box where neuron 1 can fire it must stay
+    wide, steps = normalize(m, "constant", input_bounds=(-1.0, 1.0))
+    assert steps[0].changes["layers"] == {"0": {"removed": [3]}}
+    assert steps[0].params == {"input_bounds": [-1.0, 1.0]}
+
+
+def test_constant_propagates_bounds_to_deeper_layers():
+    # layer 0 outputs lie in [0, 1] and [0, 2]; layer 1 neuron 0 peaks at 1 - 2*0 - 1 = 0
+    w0 = np.array([[1.0, 0.0], [1.0, 1.0]])
+    w1 = np.array([[1.0, -2.0], [-1.0, 1.0], [1.0, 0.0]])
+    b1 = np.array([-1.0, 0.0, -1.5])  # neuron 0: x0 - 2(x0 + x1) - 1 <= 0; neuron 2 <= -0.5
+    m = MLP([Layer(w0, np.zeros(2)), Layer(w1, b1), Layer(np.ones((1, 3)), np.zeros(1), "linear")])
+    child, steps = normalize(m, "constant")
+    assert steps[0].changes["layers"] == {"1": {"removed": [0, 2]}}
+    assert child.widths == (2, 2, 1, 1)
+
+
+def test_constant_never_empties_a_layer():
+    w0 = np.array([[-1.0, -1.0], [0.0, -2.0]])
+    m = MLP([Layer(w0, np.zeros(2)), Layer(np.ones((1, 2)), np.array([0.5]), "linear")])
+    child, steps = normalize(m, "constant")
+    assert steps[0].changes["layers"]["0"] == {"removed": [0, 1], "placeholder": True}
+    assert child.widths == (2, 1, 1)
+    assert not np.any(child.layers[0].weight) and not np.any(child.layers[1].weight)
+    again, steps = normalize(child, "constant")
+    assert steps[0].is_noop
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_duplicates_merges_positive_multiples_only(dtype):
+    m = redundant_net(dtype)
+    child, steps = normalize(m, "exact-duplicates")
+    assert steps[0].changes["layers"] == {"0": {"merged": [[0, 2]]}}
+    want = m.layers[1].weight[:, 0].astype(float) + 3.0 * m.layers[1].weight[:, 2]
+    np.testing.assert_array_equal(child.layers[1].weight[:, 0], want.astype(dtype))
+    # a negative multiple, or a multiple off by one ulp, is not a duplicate
+    w0 = np.array([[1.0, -0.5], [-2.0, 1.0], [np.nextafter(dtype(2), dtype(3)), -1.0]], dtype=dtype)
+    m2 = MLP([Layer(w0, np.zeros(3, dtype)), Layer(np.ones((1, 3), dtype), np.zeros(1, dtype))])
+    assert normalize(m2, "exact-duplicates")[1][0].is_noop
+
+
+def test_exact_duplicates_for_tanh_needs_identical_rows():
+    w0 = np.array([[1.0, -0.5], [2.0, -1.0], [1.0, -0.5]])
+    m = MLP([Layer(w0, np.zeros(3), "tanh"), Layer(np.array([[1.0, 2.0, 3.0]]), np.zeros(1))])
+    child, steps = normalize(m, "exact-duplicates")
+    assert steps[0].changes["layers"] == {"0": {"merged": [[0, 2]]}}
+    assert child.layers[1].weight.tolist() == [[4.0, 2.0]]
+
+
+def test_rescale_canonical_magnitudes_and_refusal():
+    m = random_mlp((4, 6, 5, 2), seed=5, dtype=np.float32)
+    child, _ = normalize(m, "rescale")
+    for layer in child.layers[:-1]:
+        peak = np.max(np.abs(np.column_stack([layer.weight, layer.bias])), axis=1)
+        assert np.all((peak >= 1.0) & (peak < 2.0))
+    silu = random_mlp((4, 6, 2), seed=1, activation="silu")
+    with pytest.raises(UnsupportedArchitectureError, match="silu"):
+        normalize(silu, "rescale")
+    with pytest.raises(UnsupportedArchitectureError, match="rescale"):
+        normalize(silu, "exact")
+
+
+def test_every_rule_is_described():
+    for name, rule in RULES.items():
+        assert rule.name == name
+        assert rule.description and "\n" not in rule.description
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 7), min_size=2, max_size=4),
+    seed=st.integers(0, 2**16),
+    shift=st.floats(-1.5, 0.5),
+)
+def test_exact_preset_keeps_outputs_and_is_permutation_invariant(widths, seed, shift):
+    base = random_mlp((3, *widths), seed=seed, dtype=np.float64)
+    # push biases down so that many neurons are dead or constant on [0, 1]^3
+    layers = [Layer(la.weight, la.bias + shift, la.activation) for la in base.layers]
+    m = base.replace(layers)
+    child, _ = normalize(m, "exact")
+    x = inputs(3, seed=seed)
+    np.testing.assert_allclose(child.forward(x), m.forward(x), rtol=1e-9, atol=1e-12)
+    assert_identical(normalize(permuted(m, seed), "exact")[0], child)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_preset_is_canonical_with_duplicates_and_folds(dtype):
+    # 0 and 2 are 1:3 multiples; 1 and 3 are constant (folded); 4 feeds nothing
+    m = redundant_net(dtype)
+    want, _ = normalize(m, "exact")
+    assert want.widths == (3, 2, 4, 2)
+    for seed in range(8):
+        assert_identical(normalize(permuted(m, seed), "exact")[0], want)
