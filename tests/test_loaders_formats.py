@@ -176,6 +176,19 @@ def test_nnet_round_trip(tmp_path):
     assert back.provenance[0]["format"] == "nnet" and not back.provenance[0]["activation_assumed"]
 
 
+def test_nnet_dtype_follows_the_digits_written(tmp_path):
+    head = "1,2,1,2,\n2,1,\n0,\n0,0,\n1,1,\n0,0,0,\n1,1,1,\n"
+    (tmp_path / "six.nnet").write_text(head + "0.123456,-2.5e-03,\n1.00000,\n")
+    six = load_model(tmp_path / "six.nnet")
+    assert six.dtype == np.float32
+    # the nearest float32 of each number prints back as the number written
+    assert [float(f"{v:.6g}") for v in six.layers[0].weight.ravel()] == [0.123456, -2.5e-03]
+    (tmp_path / "seven.nnet").write_text(head + "0.1234567,-2.5e-03,\n1.0,\n")
+    assert load_model(tmp_path / "seven.nnet").dtype == np.float64
+    (tmp_path / "tiny.nnet").write_text(head + "1e-40,1,\n1,\n")  # below float32's normal range
+    assert load_model(tmp_path / "tiny.nnet").dtype == np.float64
+
+
 def test_nnet_errors_name_the_line(tmp_path):
     rng = np.random.default_rng(0)
     mlp = MLP(
@@ -217,10 +230,12 @@ def test_acasxu_nnet_and_onnx_agree():
     assert nnet.widths == onx.widths == (5, 50, 50, 50, 50, 50, 50, 5)
     assert nnet.activations == onx.activations == ("relu",) * 6 + ("linear",)
     for a, b in zip(nnet.layers, onx.layers, strict=True):
-        assert a.weight.dtype == np.float64 and b.weight.dtype == np.float32
-        # the ONNX file holds the .nnet's decimals rounded to float32, exactly
-        assert np.array_equal(a.weight.astype(np.float32), b.weight)
-        assert np.array_equal(a.bias.astype(np.float32), b.bias)
+        # 6 significant digits per number: the .nnet loads as float32, and the ONNX file
+        # holds exactly those float32 values, so the two files are one model
+        assert a.weight.dtype == b.weight.dtype == np.float32
+        assert np.array_equal(a.weight, b.weight)
+        assert np.array_equal(a.bias, b.bias)
+    assert nnet.id == onx.id
     x = rand(5, rows=200)
     out = nnet.forward(x)
     np.testing.assert_allclose(onx.forward(x), out, rtol=1e-5, atol=1e-5 * np.abs(out).max())

@@ -9,7 +9,11 @@ Layout after the ``//`` comment lines, every line comma-separated:
 6. input means, then the output mean; 7. input ranges, then the output range;
 
 then per layer its weight matrix, one line per output neuron, and its biases, one
-per line. Values are parsed as float64. The normalization header is kept in the
+per line. Weights and biases are stored as float32 when every one of them is written
+with at most 6 significant digits (``FLT_DIG``: the nearest float32 then reproduces each
+number of the file exactly) and lies in float32's normal range — true of the ACAS Xu
+files, whose ONNX twins hold exactly these float32 values, so both load as one model.
+Otherwise they are float64. The normalization header is kept in the
 model's metadata as ``nnet.mins``, ``nnet.maxes``, ``nnet.means`` and ``nnet.ranges``
 (lists of floats exactly as in the file, the output's mean and range last): the
 network expects inputs clipped to [min, max], then mapped to ``(x - mean) / range``.
@@ -27,6 +31,9 @@ from roon.errors import ModelFormatError
 from roon.ingest.loaders._common import Loaded, check_chain, make_layer
 
 __all__ = ["read_nnet"]
+
+# Decimal digits that always survive a round trip through float32 (C's FLT_DIG).
+FLOAT32_DIGITS = 6
 
 
 def read_nnet(path: Path) -> Loaded:
@@ -64,33 +71,44 @@ def read_nnet(path: Path) -> Loaded:
         "nnet.ranges": _floats(_next(lines, "the ranges"), n_in + 1),
     }
 
-    layers = []
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
+    digits = 0
     for k in range(n_layers):
         fan_in, width = sizes[k], sizes[k + 1]
         # rows are parsed one by one (not preallocated) so that a garbage header with
         # huge sizes fails at the end of the file instead of allocating gigabytes
-        weight = [
-            _floats(_next(lines, f"row {r + 1} of {width} of layer {k}'s weights"), fan_in)
-            for r in range(width)
+        weight_lines = [
+            _next(lines, f"row {r + 1} of {width} of layer {k}'s weights") for r in range(width)
         ]
-        bias = [
-            _floats(_next(lines, f"bias {r + 1} of {width} of layer {k}"), 1)[0]
-            for r in range(width)
-        ]
-        activation = "linear" if k == n_layers - 1 else "relu"
-        layers.append(
-            make_layer(
-                str(k),
-                np.array(weight, dtype=np.float64).reshape(width, fan_in),
-                np.array(bias, dtype=np.float64),
-                activation,
-            )
+        bias_lines = [_next(lines, f"bias {r + 1} of {width} of layer {k}") for r in range(width)]
+        weight = [_floats(line, fan_in) for line in weight_lines]
+        bias = [_floats(line, 1)[0] for line in bias_lines]
+        digits = max(digits, *(_max_digits(line) for line in weight_lines + bias_lines))
+        rows.append((np.array(weight, dtype=np.float64).reshape(width, fan_in), np.array(bias)))
+    values = np.concatenate([np.abs(np.concatenate([w.ravel(), b])) for w, b in rows])
+    tiny = np.finfo(np.float32).tiny
+    in_range = np.all((values == 0) | ((values >= tiny) & (values <= np.finfo(np.float32).max)))
+    dtype = np.float32 if digits <= FLOAT32_DIGITS and in_range else np.float64
+    layers = [
+        make_layer(
+            str(k), w.astype(dtype), b.astype(dtype), "linear" if k == n_layers - 1 else "relu"
         )
+        for k, (w, b) in enumerate(rows)
+    ]
     extra = next(lines, None)
     if extra is not None:
         raise ModelFormatError(f"line {extra[0]}: unexpected data after the last layer")
     check_chain([str(k) for k in range(n_layers)], layers)
     return Loaded(layers, activation_assumed=False, metadata=metadata)
+
+
+def _max_digits(line: tuple[int, list[str]]) -> int:
+    """Most significant decimal digits among a line's numbers (``5.40062e-02`` → 6)."""
+    most = 0
+    for tok in line[1]:
+        mantissa = tok.lower().lstrip("+-").split("e", 1)[0].replace(".", "")
+        most = max(most, len(mantissa.strip("0")))
+    return most
 
 
 def _data_lines(text: str) -> Iterator[tuple[int, list[str]]]:

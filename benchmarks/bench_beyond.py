@@ -1,0 +1,238 @@
+"""Seconds per neuron of the beyond-exhaustive methods, against their targets, in one run.
+
+Cases (issue 3, item 5, and notes §2.2/§2.4):
+
+* ``mitm`` n = 24, 32, 40: float64 neurons with every input relevant, through
+  :func:`roon.kernels.beyond.count_beyond`. Targets: n = 32 <= 0.1 s, n = 40 <= 4 s. At
+  n = 24 the baseline is exhaustive enumeration of the 2^24 inputs in NumPy (int64,
+  blocked), timed in the same run.
+* ``dp`` n = 784 int8: exact Chow parameters of a quantised MNIST-width neuron; the
+  reference is the notes' 0.52 s for the same DP modulo 2^64 (a fingerprint, not exact).
+* ``route`` ACAS Xu hidden neurons (n = 50, float64 from decimal text) and MNIST first
+  layer neurons (n = 784): time per neuron to reach the result (sampled, every input
+  relevant); target <= 10 ms. Real networks are read from ``$ROON_REAL_MODELS`` (default
+  ``../shared/real-models`` beside the repository) when present, else synthetic ones.
+* ``equivalence``: the seed's question, a 784-input neuron that is AND(x_a, x_b)
+  (notes: 9 ms in pure Python).
+
+Rows go to ``benchmarks/results.csv`` (date, commit, machine, benchmark, case, backend,
+value, unit) and the figures to the "Beyond exhaustive" section of
+``benchmarks/RESULTS.md``. Run: ``python benchmarks/bench_beyond.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from roon.kernels.beyond import count_beyond
+from roon.kernels.equivalence import is_equivalent_to
+from roon.kernels.exact import to_int64
+
+HERE = Path(__file__).resolve().parent
+CSV = HERE / "results.csv"
+MARKDOWN = HERE / "RESULTS.md"
+FIELDS = ["date", "commit", "machine", "benchmark", "case", "backend", "value", "unit"]
+REAL = Path(os.environ.get("ROON_REAL_MODELS", HERE.parent.parent / "shared" / "real-models"))
+# targets: issue 3 item 5 (mitm, route), notes §2.2 (dp, numpy mod 2^64), §2.4 (and)
+TARGETS = {"mitm n=32": 0.1, "mitm n=40": 4.0, "dp n=784 int8": 0.52,
+           "route acas n=50": 0.010, "route mnist n=784": 0.010, "and n=784": 0.009}  # fmt: skip
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                             capture_output=True, check=True)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=HERE, text=True, capture_output=True).stdout.strip()  # fmt: skip
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def per_neuron(neurons: list[tuple[np.ndarray, float]], repeats: int) -> tuple[float, str]:
+    """Median over neurons of the best of ``repeats`` runs, and the methods seen."""
+    times, methods = [], set()
+    for w, b in neurons:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = count_beyond(w, b, "binary")
+            best = min(best, time.perf_counter() - t0)
+        times.append(best)
+        methods.add(res.method)
+    return float(np.median(times)), "/".join(sorted(methods))
+
+
+def enumerate_baseline(w: np.ndarray, b: float) -> int:
+    """Fire count by enumerating all 2^n inputs in int64 blocks (the exhaustive baseline)."""
+    rows = to_int64(w[None, :], np.array([b]))
+    iw, ib = rows.weights[0], int(rows.bias[0])
+    n, low = len(iw), min(len(iw), 16)
+    lo = np.zeros(1, dtype=np.int64)
+    for v in iw[:low]:
+        lo = np.concatenate([lo, lo + v])
+    fire = 0
+    for high in range(1 << (n - low)):
+        s = ib + int(sum(int(iw[low + j]) for j in range(n - low) if high >> j & 1))
+        fire += int(np.count_nonzero(lo + s > rows.tol[0]))
+    return fire
+
+
+def read_nnet(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Dense layers of a .nnet file (weights [out, in], biases [out])."""
+    lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("//")]
+    values = [[float(x) for x in ln.split(",") if x.strip()] for ln in lines]
+    sizes = [int(x) for x in values[1]]
+    at, layers = 7, []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        w = np.array(values[at : at + n_out])
+        b = np.array([r[0] for r in values[at + n_out : at + 2 * n_out]])
+        assert w.shape == (n_out, n_in)
+        layers.append((w, b))
+        at += 2 * n_out
+    return layers
+
+
+def route_neurons(kind: str, count: int) -> tuple[list[tuple[np.ndarray, float]], str]:
+    rng = np.random.default_rng(1)
+    if kind == "acas" and (REAL / "acasxu").is_dir():
+        rows = [
+            (np.sort(w), float(b))
+            for path in sorted((REAL / "acasxu").glob("*.nnet"))[:3]
+            for layer_w, layer_b in read_nnet(path)[1:-1]
+            for w, b in zip(layer_w, layer_b, strict=True)
+        ]
+        return rows[:count], "ACAS Xu .nnet"
+    if kind == "mnist" and (REAL / "mnist-nnet").is_dir():
+        rows = [
+            (np.sort(w), float(b))
+            for path in sorted((REAL / "mnist-nnet").glob("*.nnet"))
+            for w, b in zip(*read_nnet(path)[0], strict=True)
+        ]
+        return rows[:count], "MNIST .nnet"
+    n = 50 if kind == "acas" else 784
+    w = np.round(rng.normal(scale=0.3, size=(count, n)), 5)  # decimal text, like .nnet
+    return [(np.sort(r), float(rng.normal(scale=0.1))) for r in w], "synthetic"
+
+
+def write_markdown(lines: list[str]) -> None:
+    section = "## Beyond exhaustive\n\n" + "\n".join(lines) + "\n"
+    text = MARKDOWN.read_text() if MARKDOWN.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## Beyond exhaustive\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    MARKDOWN.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer neurons, no n=40")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    # (benchmark, case, fan-in, neurons timed, seconds per neuron, method)
+    results: list[tuple[str, str, int, int, float, str]] = []
+
+    for n in (24, 32) if args.quick else (24, 32, 40):
+        count = {24: 5, 32: 5, 40: 3}[n]
+        neurons = [(np.sort(rng.normal(size=n)), float(rng.normal(scale=0.3))) for _ in "x" * count]
+        seconds, method = per_neuron(neurons, repeats=1 if n == 40 else 3)
+        results.append(("mitm", f"mitm n={n}", n, count, seconds, method))
+        if n == 24:
+            w, b = neurons[0]
+            t0 = time.perf_counter()
+            assert enumerate_baseline(w, b) == count_beyond(w, b, "binary").fire_count
+            elapsed = time.perf_counter() - t0
+            results.append(("mitm", "enumerate n=24 fire count", n, 1, elapsed, "baseline"))
+
+    int8 = [(np.sort(rng.integers(-127, 128, 784).astype(np.float64)), 0.5) for _ in range(3)]
+    int8 = int8[: 1 if args.quick else 3]
+    seconds, method = per_neuron(int8, repeats=1)
+    results.append(("dp", "dp n=784 int8", 784, len(int8), seconds, method))
+
+    for kind in ("acas", "mnist"):
+        neurons, source = route_neurons(kind, 200 if kind == "acas" else 40)
+        for w, b in neurons[:2]:  # warm the sample cache, as in a layer-by-layer ingest
+            count_beyond(w, b, "binary")
+        t0 = time.perf_counter()
+        methods = {count_beyond(w, b, "binary").method for w, b in neurons}
+        seconds = (time.perf_counter() - t0) / len(neurons)
+        n = len(neurons[0][0])
+        method = f"{'/'.join(sorted(methods))}, {source}"
+        results.append(("route", f"route {kind} n={n}", n, len(neurons), seconds, method))
+
+    w = np.full(784, 1e-3)
+    w[1::2] = -1e-3
+    w[[100, 200]] = 1.0
+    t0 = time.perf_counter()
+    assert is_equivalent_to(w, -1.5, [1.0, 1.0], -1.0, others="free")
+    results.append(("equivalence", "and n=784", 784, 1, time.perf_counter() - t0, "free"))
+
+    when, rev, host = dt.datetime.now().isoformat(timespec="seconds"), commit(), machine()
+    print(f"{host}, commit {rev}")
+    lines = ["`python benchmarks/bench_beyond.py` times the beyond-exhaustive methods of",
+             "`roon.kernels.beyond.count_beyond` per neuron (median over a few neurons) and",
+             "`is_equivalent_to`, against the targets of issue 3 and the notes (§2.2, §2.4).",
+             "Routes run on the real ACAS Xu / MNIST .nnet files when present. The VM is",
+             "shared; expect ±30 % noise.", "",
+             f"Run of {when}, commit {rev}, {host}.", "",
+             "| case | method | seconds per neuron | target | target / measured |",
+             "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    for bench, case, _, _, value, method in results:
+        target = TARGETS.get(case)
+        ratio = f"{target / value:.1f}x" if target else ""
+        lines.append(f"| {case} | {method} | {value:.4g} | {target or ''} | {ratio} |")
+        print(f"{bench:12s} {case:28s} {value:10.4g} s  ({method})")
+    print("ratios (target / measured; > 1 meets the target):")
+    for _, case, _, _, value, _ in results:
+        if case in TARGETS:
+            print(f"  {case:28s} {TARGETS[case] / value:8.1f}x")
+    if args.no_write:
+        return
+    write_markdown(lines)
+    new = not CSV.exists()
+    header = FIELDS if new else next(csv.reader(CSV.open()))
+    with CSV.open("a", newline="") as f:
+        # another benchmark may have created the file with its own columns: fill the
+        # columns both share and leave the others empty rather than break the file
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", restval="")
+        if new:
+            writer.writeheader()
+        for bench, case, n, count, value, method in results:
+            writer.writerow({
+                "date": when, "commit": rev, "machine": host, "benchmark": f"beyond-{bench}",
+                "case": case, "backend": f"numpy ({method})", "value": f"{value:.6g}",
+                "unit": "s/neuron",
+                # the columns of bench_signatures.py, in case it created the file
+                "fan_in": n, "neurons": count, "seconds": f"{value * count:.6g}",
+                "us_per_neuron": f"{value * 1e6:.6g}", "neurons_per_s": f"{1 / value:.6g}",
+            })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""count_beyond: the keys exhaustive enumeration would give, by whichever exact method."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roon.kernels.beyond import count_beyond
+from roon.kernels.result import key_binary_chow, key_signed_table
+
+
+def exact_ints(weights, bias):
+    fr = [Fraction(float(x)) for x in [*weights, bias]]
+    den = max(f.denominator for f in fr)  # powers of two: the max is the lcm
+    ints = [int(f * den) for f in fr]
+    return ints[:-1], ints[-1]
+
+
+def brute_binary(weights, bias):
+    """(key, fire, chow, margin as Fraction) by enumerating all 2^n inputs."""
+    ints, b = exact_ints(weights, bias)
+    n = len(ints)
+    masks = np.arange(1 << n)
+    pre = np.full(1 << n, b, dtype=object)
+    for i in range(n):
+        pre = pre + ((masks >> i) & 1).astype(object) * ints[i]
+    exc = pre > 0
+    fire = int(np.count_nonzero(exc))
+    chow = [int(np.count_nonzero(exc & ((masks >> i) & 1 == 1))) for i in range(n)]
+    total = sum(abs(v) for v in ints) + abs(b)
+    margin = Fraction(min(abs(p) for p in pre), total) if total else Fraction(0)
+    return key_binary_chow(n, (fire, *chow)), fire, chow, margin
+
+
+def brute_signed(weights, bias):
+    """(key, fire, chow) from the full 3^n table; relevance read off the table."""
+    ints, b = exact_ints(weights, bias)
+    n = len(ints)
+    table = np.zeros((3,) * n, dtype=bool)
+    for x in itertools.product((-1, 0, 1), repeat=n):
+        table[tuple(v + 1 for v in x)] = sum(w * v for w, v in zip(ints, x, strict=True)) + b > 0
+    rel = [i for i in range(n) if np.any(table.max(axis=i) != table.min(axis=i))]
+    bits = 0
+    for m in range(3 ** len(rel)):
+        x = [1] * n  # index 1 is x = 0 for the irrelevant inputs
+        for d, i in enumerate(rel):
+            x[i] = (m // 3**d) % 3
+        bits |= int(table[tuple(x)]) << m
+    k_neg = sum(1 for i in rel if ints[i] < 0)
+    fire = int(table.sum())
+    grid = np.indices(table.shape) - 1  # [n, 3, ..., 3] the value of x_i
+    chow = [int((grid[i] * table).sum()) for i in range(n)]
+    return key_signed_table(n, len(rel), k_neg, format(bits, "x")), fire, chow
+
+
+def neurons():
+    rng = np.random.default_rng(17)
+    out = []
+    for trial in range(40):
+        n = int(rng.integers(0, 13))
+        kind = trial % 4
+        if kind == 0:
+            w = rng.integers(-3, 4, n).astype(np.float64)  # ties, exact zero sums
+            b = float(rng.integers(-4, 5))
+        elif kind == 1:
+            w = rng.normal(size=n).astype(np.float32).astype(np.float64)
+            b = float(np.float32(rng.normal()))
+        elif kind == 2:
+            w = rng.normal(size=n) * np.exp2(rng.integers(-60, 60, n))  # rounded rows
+            b = float(w[: n // 2].sum())
+        else:  # a few relevant inputs padded with tiny irrelevant ones
+            k = min(n, int(rng.integers(0, 4)))
+            w = np.r_[rng.normal(size=k) * 4, rng.normal(size=n - k) * 1e-5]
+            b = float(rng.normal())
+        out.append((np.sort(np.asarray(w, dtype=np.float64)), b, int(rng.integers(0, 15))))
+    return out
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_binary_matches_exhaustive_enumeration(case):
+    w, b, limit = neurons()[case]
+    n = len(w)
+    key, fire, chow, margin = brute_binary(w, b)
+    res = count_beyond(w, b, "binary", mitm_limit=limit)
+    if not res.exact:
+        assert res.method == "sampled" and res.fire_count is None
+        return
+    assert res.key == key
+    assert res.fire_count == fire and list(res.chow) == [fire, *chow]
+    assert res.fire_fraction == fire / 2**n
+    assert res.relevant == sum(1 for c in chow if 2 * c != fire)
+    # exact on exact rows; off by at most tol / Σ|w| <= (n + 2)^2·2^-60 on rounded rows
+    assert res.margin == pytest.approx(float(margin), rel=1e-12, abs=(n + 2) ** 2 * 2.0**-60)
+    expected = "dp" if res.relevant > limit else "mitm" if res.relevant == n else "reduced"
+    assert res.method == expected
+
+
+@pytest.mark.parametrize("case", range(0, 40, 2))
+def test_signed_matches_the_brute_force_table(case):
+    w, b, _ = neurons()[case]
+    w = w[:7]  # 3^7 inputs for the brute force
+    key, fire, chow = brute_signed(w, b)
+    res = count_beyond(w, b, "signed")
+    assert res.method == "reduced" and res.exact
+    assert res.key == key
+    assert res.fire_count == fire and list(res.chow) == [fire, *chow]
+
+
+def test_reduced_wide_neuron_lifts_counts_exactly():
+    rng = np.random.default_rng(4)
+    core = np.array([-2.0, 1.5, 3.0])
+    tiny = rng.normal(size=97) * 1e-6
+    w = np.sort(np.r_[core, tiny])
+    res = count_beyond(w, -0.9, "binary")  # the core's sums stay >= 0.1 away from 0
+    assert res.method == "reduced" and res.relevant == 3
+    _, fire3, chow3, _ = brute_binary(np.sort(core), -0.9)
+    lift = 2**97
+    chow = [res.fire_count // 2] * 100
+    for pos, c in zip(np.flatnonzero(np.isin(w, core)), chow3, strict=True):
+        chow[pos] = c * lift
+    assert res.fire_count == fire3 * lift
+    assert list(res.chow[1:]) == chow
+    assert res.key == key_binary_chow(100, (fire3 * lift, *chow))
+    signed = count_beyond(w, -0.9, "signed")
+    assert signed.method == "reduced" and signed.relevant == 3
+    core_key, core_fire, _ = brute_signed(np.sort(core), -0.9)  # "signed|3|table|3|..."
+    assert signed.key == core_key.replace("signed|3|", "signed|100|", 1)
+    assert signed.fire_count == core_fire * 3**97
+
+
+def test_exact_ties_on_rounded_rows():
+    # 2^-70 beside 0.1 forces a rounded int64 row; ±0.1 pairs sum to exactly 0, so the
+    # fixed-point decisions are uncertain and the exact integers must decide
+    w = np.sort(np.r_[np.full(5, 0.1), np.full(5, -0.1), 2.0**-70, 1.0])
+    key, fire, chow, margin = brute_binary(w, 0.0)
+    res = count_beyond(w, 0.0, "binary")
+    assert (res.key, res.fire_count, list(res.chow[1:])) == (key, fire, chow)
+    assert res.margin == 0.0 and res.fragile
+    small = np.sort(np.r_[np.full(3, 0.1), np.full(3, -0.1), 2.0**-70])
+    assert count_beyond(small, 0.0, "signed").key == brute_signed(small, 0.0)[0]
+
+
+def test_method_falls_back_to_sampling_only_beyond_exact_reach():
+    rng = np.random.default_rng(9)
+    w = np.sort(rng.normal(size=50))  # ACAS-like: every input relevant, float weights
+    res = count_beyond(w, 0.2, "binary")
+    assert (res.method, res.exact, res.fire_count, res.chow) == ("sampled", False, None, None)
+    assert count_beyond(w, 0.2, "signed").method == "sampled"
+
+
+def test_rejects_unsorted_weights_and_bad_arguments():
+    with pytest.raises(ValueError, match="sorted"):
+        count_beyond(np.array([1.0, -1.0]), 0.0, "binary")
+    with pytest.raises(ValueError, match="domain"):
+        count_beyond(np.array([1.0]), 0.0, "ternary")
+    with pytest.raises(ValueError, match="mitm_limit"):
+        count_beyond(np.array([1.0]), 0.0, "binary", mitm_limit=99)
+
+
+dyadic = st.integers(-40, 40).map(lambda v: v / 8.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(dyadic, min_size=0, max_size=11),
+    bias=dyadic,
+    shift=st.integers(-30, 30),
+    perm_seed=st.integers(0, 2**32 - 1),
+    limit=st.integers(0, 12),
+    domain=st.sampled_from(["binary", "signed"]),
+)
+def test_permutation_and_power_of_two_scaling_invariance(
+    values, bias, shift, perm_seed, limit, domain
+):
+    w = np.array(values, dtype=np.float64)
+    base = count_beyond(np.sort(w), bias, domain, mitm_limit=limit)
+    permuted = np.random.default_rng(perm_seed).permutation(w)
+    again = count_beyond(np.sort(permuted), bias, domain, mitm_limit=limit)
+    assert again == base
+    if base.exact and domain == "binary":  # the key is that of the unsorted neuron too
+        assert brute_binary(permuted, bias)[0] == base.key
+    scaled = count_beyond(np.sort(w) * 2.0**shift, bias * 2.0**shift, domain, mitm_limit=limit)
+    assert scaled == base  # every field: method, key, counts, margin
+    # another weight vector of the same function (x3 is exact here): same method and key
+    tripled = count_beyond(np.sort(w) * 3.0, bias * 3.0, domain, mitm_limit=limit)
+    assert (tripled.method, tripled.key) == (base.method, base.key)
+
+
+@pytest.mark.parametrize("domain", ["binary", "signed"])
+def test_same_results_as_the_exhaustive_engine(domain):
+    # the hash depends on the function, never on the method: exhaustive enumeration
+    # (roon.signatures) and count_beyond agree on every field they both compute
+    from roon.kernels.signatures import signatures
+
+    rng = np.random.default_rng(31)
+    for trial in range(40):
+        n = int(rng.integers(1, 11 if domain == "binary" else 8))
+        w = rng.normal(size=n) * np.where(rng.random(n) < 0.4, 1e-4, 1.0)
+        if trial % 3 == 0:
+            w = rng.integers(-3, 4, n).astype(np.float64)
+        b = float(rng.integers(-2, 3)) if trial % 3 == 0 else float(rng.normal())
+        enumerated = signatures(w[None, :], [b], domain=domain)[0]
+        counted = count_beyond(np.sort(w), b, domain)
+        assert counted.hash == enumerated.hash
+        assert (counted.fire_count, counted.chow) == (enumerated.fire_count, enumerated.chow)
+        assert counted.relevant == enumerated.relevant
+        assert counted.margin == pytest.approx(enumerated.margin, rel=1e-9, abs=1e-15)

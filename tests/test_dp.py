@@ -1,0 +1,97 @@
+"""Dynamic-programming Chow counting against brute force and against MITM."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from roon.kernels.beyond import count_beyond
+from roon.kernels.dp import DP_MAX_TOTAL, chow_dp, dp_problem
+
+
+def brute(weights, bias):
+    """Exact (fire, chow, margin as a Fraction) by enumeration (n <= 14)."""
+    fr = [Fraction(float(x)) for x in [*weights, bias]]
+    den = max(f.denominator for f in fr)  # powers of two: the max is the lcm
+    ints = [int(f * den) for f in fr]
+    n = len(weights)
+    masks = np.arange(1 << n)
+    pre = np.full(1 << n, ints[-1], dtype=object)
+    for i in range(n):
+        pre = pre + ((masks >> i) & 1).astype(object) * ints[i]
+    exc = pre > 0
+    chow = [int(np.count_nonzero(exc & ((masks >> i) & 1 == 1))) for i in range(n)]
+    total = sum(abs(v) for v in ints)
+    margin = Fraction(min(abs(p) for p in pre), total) if total else Fraction(0)
+    return int(np.count_nonzero(exc)), chow, margin
+
+
+def int_cases():
+    rng = np.random.default_rng(3)
+    out = []
+    for n in (1, 3, 6, 10, 13):
+        for spread in (2, 9, 127):
+            w = rng.integers(-spread, spread + 1, n).astype(np.float64)
+            w[rng.random(n) < 0.15] = 0.0  # zero weights
+            top = int(np.abs(w).sum()) + 2
+            for b in (-top, -0.5 * top, -1.0, 0.0, 0.5, 0.25 * top, top):  # incl. constants
+                out.append((w * 2.0**-7, b * 2.0**-7))  # a common power-of-two scale
+    return out
+
+
+@pytest.mark.parametrize("case", range(0, 105, 4))
+def test_dp_equals_brute_force(case):
+    weights, bias = int_cases()[case]
+    problem = dp_problem(weights, bias)
+    if not np.any(weights):
+        assert problem is None  # nothing to count: relevance reduction handles constants
+        return
+    assert problem is not None
+    got = chow_dp(problem)
+    fire, chow, margin = brute(weights, bias)
+    assert got.fire == fire
+    assert got.chow == chow
+    assert got.margin == pytest.approx(float(margin), rel=1e-12, abs=0)
+
+
+def test_dp_declines_float_and_huge_weights():
+    assert dp_problem(np.array([0.1, 0.2, -0.3]), 0.05) is None  # 0.1 is not dyadic-small
+    assert dp_problem(np.array([float(DP_MAX_TOTAL), 1.0]), 0.0) is None
+    assert dp_problem(np.array([0.0, 0.0]), 1.0) is None
+    problem = dp_problem(np.array([6.0, -9.0, 3.0]), 1.0)  # gcd 3 is removed
+    assert problem is not None and problem.a == (2, 3, 1)
+
+
+def test_dp_and_mitm_give_the_same_key():
+    rng = np.random.default_rng(8)
+    w = np.sort(rng.integers(-20, 21, 26).astype(np.float64))
+    b = 3.5
+    by_mitm = count_beyond(w, b, "binary", mitm_limit=26)
+    by_dp = count_beyond(w, b, "binary", mitm_limit=4)
+    assert (by_mitm.method, by_dp.method) == ("mitm", "dp")
+    assert by_dp.key == by_mitm.key
+    assert by_dp.chow == by_mitm.chow
+    assert by_dp.margin == pytest.approx(by_mitm.margin, rel=1e-12)
+    assert by_dp.relevant == by_mitm.relevant == 26
+
+
+def test_dp_784_int8_is_exact_at_full_width():
+    # an int8 layer row: the irrelevance rule (2·N_i == N) and symmetry checks hold exactly
+    rng = np.random.default_rng(5)
+    w = np.sort(rng.integers(-127, 128, 784).astype(np.float64))
+    w[w == 0] = 1.0
+    res = count_beyond(w, 0.5, "binary")
+    assert res.method == "dp" and res.exact
+    fire, *chow = res.chow
+    assert 0 < fire < 2**784
+    # x -> 1 - x maps the excited set of (w, b) onto the non-excited set of (w, -b - Σw)
+    mirror = count_beyond(w, -0.5 - float(w.sum()), "binary")
+    assert mirror.fire_count == 2**784 - fire
+    # equal weights have equal Chow parameters; larger weights larger ones
+    by_weight = {}
+    for wi, ci in zip(w.tolist(), chow, strict=True):
+        assert by_weight.setdefault(wi, ci) == ci
+    values = [by_weight[k] for k in sorted(by_weight)]
+    assert values == sorted(values)
