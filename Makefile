@@ -26,13 +26,21 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.dev-installed
 
-# The main job: ingest the example networks and summarize what roon found.
+# The main job: ingest the example networks and summarize what roon found: the models,
+# how each neuron's signature was computed, and the exact signatures that recur across models.
 run: install
 	$(ROON) ingest examples --catalogue $(CATALOGUE)
 	$(ROON) models --catalogue $(CATALOGUE)
 	$(ROON) sql --catalogue $(CATALOGUE) \
 	  "SELECT domain, method, exact, count(*) AS neurons, sum(fragile::INT) AS fragile \
 	   FROM signatures GROUP BY ALL ORDER BY ALL"
+	$(ROON) sql --catalogue $(CATALOGUE) \
+	  "SELECT s.hash[:12] AS signature, any_value(s.fan_in) AS fan_in, any_value(s.chow) AS chow, \
+	          count(DISTINCT s.model_id) AS models, count(*) AS neurons, \
+	          string_agg(DISTINCT m.name, ', ' ORDER BY m.name) AS found_in \
+	   FROM signatures s JOIN models m USING (model_id) WHERE s.exact \
+	   GROUP BY s.hash HAVING count(DISTINCT s.model_id) > 1 \
+	   ORDER BY models DESC, neurons DESC, signature LIMIT 8"
 
 test: dev
 	$(BIN)/pytest -q

@@ -28,6 +28,12 @@ _LAZY = {
     "ingest_models": "roon.ingest",
     "read_table": "roon.ingest.catalogue",
     "scan_catalogue": "roon.query.scan",
+    "normalize": "roon.ingest.normalize",
+    "tokenize": "roon.ingest.tokenize",
+    "token_similarity": "roon.ingest.tokenize",
+    "signatures": "roon.kernels",
+    "is_equivalent_to": "roon.kernels",
+    "SignatureBatch": "roon.kernels",
 }
 
 __all__ = [

@@ -1,0 +1,207 @@
+"""Signatures per second against fan-in: every roon backend vs the seed, in one run.
+
+For each fan-in it times, on the same random float32 neurons:
+
+* ``seed``: the seed's enumeration (``benchmarks/seed_baseline.py``), on a few neurons;
+* ``ref`` / ``cpu`` / ``triton``: :func:`roon.signatures` end to end (sorting, exact
+  conversion, enumeration, keys) on every core the process may use;
+* ``cpu-kernel-1core``: the compiled face alone on one thread (the per-core figure);
+* beyond the exhaustive limit (24, 32 inputs): ``signatures()`` through ``count_beyond``.
+
+Ratios against the seed are printed last; rows are appended to ``benchmarks/results.csv``
+with the date, commit and machine. Run: ``python benchmarks/bench_signatures.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seed_baseline import seed_excited_states  # noqa: E402
+
+from roon.kernels import signatures  # noqa: E402
+from roon.kernels.dispatch import _gpu_missing, triton_missing  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CSV = HERE / "results.csv"
+FIELDS = [
+    "date",
+    "commit",
+    "machine",
+    "benchmark",
+    "backend",
+    "fan_in",
+    "neurons",
+    "seconds",
+    "us_per_neuron",
+    "neurons_per_s",
+    "x_seed",
+]
+# Neurons per measurement: enough for ~0.5-2 s of work per backend on a 2-core VM.
+SEED_NEURONS = {8: 400, 12: 20, 16: 2, 20: 1}
+API_NEURONS = {8: 40000, 12: 8000, 16: 3000, 20: 100, 24: 8, 32: 2}
+REF_NEURONS = {8: 20000, 12: 1500, 16: 200, 20: 6}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = "no GPU" if _gpu_missing() else "GPU"
+    try:
+        from roon.kernels.cpu import cpu_isa
+
+        isa = cpu_isa()
+    except ImportError:
+        isa = "no C extension"
+    return f"{cpu}, {cores} cores, {isa}, {gpu}"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=HERE,
+            text=True,
+            capture_output=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def neurons(n: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed + n)
+    w = (rng.normal(size=(count, n)) / np.sqrt(max(n, 1))).astype(np.float32)
+    return w, rng.normal(scale=0.5, size=count).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fan-in", type=int, nargs="*", default=[8, 12, 16, 20])
+    parser.add_argument("--beyond", type=int, nargs="*", default=[24, 32])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
+    args = parser.parse_args()
+
+    backends = ["ref", "cpu"] + ([] if triton_missing() or _gpu_missing() else ["triton"])
+    rows: list[dict[str, object]] = []
+    seed_us: dict[int, float] = {}
+
+    def record(backend: str, n: int, count: int, seconds: float) -> None:
+        us = seconds / count * 1e6
+        ratio = seed_us[n] / us if n in seed_us and backend != "seed" else None
+        rows.append(
+            {
+                "backend": backend,
+                "fan_in": n,
+                "neurons": count,
+                "seconds": seconds,
+                "us_per_neuron": us,
+                "neurons_per_s": count / seconds,
+                "x_seed": ratio,
+            }
+        )
+        extra = f"  {ratio:10.0f}x seed" if ratio else ""
+        print(f"n={n:2d} {backend:18s} {us:14.2f} µs/neuron {count / seconds:14.0f} /s{extra}")
+
+    for n in args.fan_in:
+        w, b = neurons(n, SEED_NEURONS.get(n, 1))
+        seed_run = lambda w=w, b=b: [  # noqa: E731
+            seed_excited_states(r, c) for r, c in zip(w, b, strict=True)
+        ]
+        t = best_of(seed_run, 1 if n >= 16 else args.repeats)  # n >= 16: seconds per neuron
+        seed_us[n] = t / len(w) * 1e6
+        record("seed", n, len(w), t)
+        for backend in backends:
+            count = (REF_NEURONS if backend == "ref" else API_NEURONS).get(n, 10)
+            w, b = neurons(n, count)
+            signatures(w[:2], b[:2], backend=backend)  # warm-up (imports, compilation)
+            t = best_of(lambda w=w, b=b, k=backend: signatures(w, b, backend=k), args.repeats)
+            record(backend, n, count, t)
+        if "cpu" in backends:
+            from roon.kernels.cpu import exhaustive_cpu
+            from roon.kernels.exact import to_int64
+
+            count = API_NEURONS.get(n, 10)
+            w, b = neurons(n, count)
+            r = to_int64(np.sort(w, axis=1), b)
+            t = best_of(
+                lambda r=r: exhaustive_cpu(r.weights, r.bias, r.tol, threads=1), args.repeats
+            )
+            record("cpu-kernel-1core", n, count, t)
+
+    for n in args.beyond:
+        count = API_NEURONS.get(n, 2)
+        w, b = neurons(n, count)
+        try:
+            t = best_of(lambda w=w, b=b: signatures(w, b, backend="cpu"), 1)
+        except Exception as exc:  # the beyond-exhaustive methods may not be installed
+            print(f"n={n:2d} beyond: skipped ({exc})")
+            continue
+        methods = sorted(set(signatures(w, b).method))
+        record(f"beyond ({'/'.join(methods)})", n, count, t)
+
+    print("\nspeed-up over the seed (per neuron, same run):")
+    for row in rows:
+        if row["x_seed"]:
+            print(f"  n={row['fan_in']:2d} {row['backend']:18s} {row['x_seed']:12.0f}x")
+
+    if not args.no_csv:
+        stamp = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit(),
+            "machine": machine(),
+            "benchmark": "signatures",
+        }
+        new = not CSV.exists()
+        with CSV.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            if new:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({**stamp, **{k: _fmt(v) for k, v in row.items()}})
+        print(f"\nappended {len(rows)} rows to {CSV.relative_to(HERE.parent)}")
+
+
+def _fmt(value: object) -> object:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value
+
+
+if __name__ == "__main__":
+    main()
