@@ -10,12 +10,12 @@ Cases (issue 3, item 5, and notes §2.2/§2.4):
   reference is the notes' 0.52 s for the same DP modulo 2^64 (a fingerprint, not exact).
 * ``route`` ACAS Xu hidden neurons (n = 50, float64 from decimal text) and MNIST first
   layer neurons (n = 784): time per neuron to reach the result (sampled, every input
-  relevant); target <= 10 ms. Real networks are read from ``$ROON_REAL_MODELS`` (default
-  ``../shared/real-models`` beside the repository) when present, else synthetic ones.
+  relevant); target <= 10 ms. Real networks are read from the repository's ``examples/``
+  (ACAS Xu 1_1 and 2_1, MNIST 10x10; see examples/README.md for their sources).
 * ``equivalence``: the seed's question, a 784-input neuron that is AND(x_a, x_b)
   (notes: 9 ms in pure Python).
 
-Rows go to ``benchmarks/results.csv`` (date, commit, machine, benchmark, case, backend,
+Rows go to ``benchmarks/results_beyond.csv`` (date, commit, machine, benchmark, case, backend,
 value, unit) and the figures to the "Beyond exhaustive" section of
 ``benchmarks/RESULTS.md``. Run: ``python benchmarks/bench_beyond.py [--quick]``.
 """
@@ -39,10 +39,10 @@ from roon.kernels.equivalence import is_equivalent_to
 from roon.kernels.exact import to_int64
 
 HERE = Path(__file__).resolve().parent
-CSV = HERE / "results.csv"
+CSV = HERE / "results_beyond.csv"
 MARKDOWN = HERE / "RESULTS.md"
 FIELDS = ["date", "commit", "machine", "benchmark", "case", "backend", "value", "unit"]
-REAL = Path(os.environ.get("ROON_REAL_MODELS", HERE.parent.parent / "shared" / "real-models"))
+REAL = HERE.parent / "examples"
 # targets: issue 3 item 5 (mitm, route), notes §2.2 (dp, numpy mod 2^64), §2.4 (and)
 TARGETS = {"mitm n=32": 0.1, "mitm n=40": 4.0, "dp n=784 int8": 0.52,
            "route acas n=50": 0.010, "route mnist n=784": 0.010, "and n=784": 0.009}  # fmt: skip
@@ -126,10 +126,10 @@ def route_neurons(kind: str, count: int) -> tuple[list[tuple[np.ndarray, float]]
             for w, b in zip(layer_w, layer_b, strict=True)
         ]
         return rows[:count], "ACAS Xu .nnet"
-    if kind == "mnist" and (REAL / "mnist-nnet").is_dir():
+    if kind == "mnist" and (REAL / "mnist").is_dir():
         rows = [
             (np.sort(w), float(b))
-            for path in sorted((REAL / "mnist-nnet").glob("*.nnet"))
+            for path in sorted((REAL / "mnist").glob("*.nnet"))
             for w, b in zip(*read_nnet(path)[0], strict=True)
         ]
         return rows[:count], "MNIST .nnet"
@@ -216,21 +216,15 @@ def main() -> None:
         return
     write_markdown(lines)
     new = not CSV.exists()
-    header = FIELDS if new else next(csv.reader(CSV.open()))
     with CSV.open("a", newline="") as f:
-        # another benchmark may have created the file with its own columns: fill the
-        # columns both share and leave the others empty rather than break the file
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", restval="")
+        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         if new:
             writer.writeheader()
-        for bench, case, n, count, value, method in results:
+        for bench, case, _n, _count, value, method in results:
             writer.writerow({
                 "date": when, "commit": rev, "machine": host, "benchmark": f"beyond-{bench}",
                 "case": case, "backend": f"numpy ({method})", "value": f"{value:.6g}",
                 "unit": "s/neuron",
-                # the columns of bench_signatures.py, in case it created the file
-                "fan_in": n, "neurons": count, "seconds": f"{value * count:.6g}",
-                "us_per_neuron": f"{value * 1e6:.6g}", "neurons_per_s": f"{1 / value:.6g}",
             })  # fmt: skip
 
 
