@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import roon
-from roon.errors import KernelUnavailableError, ModelFormatError, QueryError
+from roon.errors import ModelFormatError, QueryError
 from roon.kernels import SignatureBatch, signatures
 from roon.kernels.result import (
     FRAGILE_MARGIN,
@@ -235,15 +235,8 @@ def test_neurons_above_the_limit_go_to_count_beyond(monkeypatch):
     assert sig[0].hash == one([3.0, -1.0, 2.0], 0.5).hash
 
 
-def test_missing_beyond_module_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "roon.kernels.beyond", None)
-    with pytest.raises(KernelUnavailableError, match="exhaustive limit"):
-        signatures(np.ones((1, 4)), [0.0], exhaustive_limit=3)
-
-
 @pytest.mark.parametrize("domain, n", [("binary", 9), ("signed", 5)])
 def test_exact_beyond_methods_agree_with_exhaustive(domain, n):
-    pytest.importorskip("roon.kernels.beyond")
     rng = np.random.default_rng(7)
     w = np.concatenate([rng.normal(size=(6, n)), rng.integers(-2, 3, size=(6, n)) / 2])
     b = np.concatenate([rng.normal(size=6), rng.integers(-2, 3, size=6) / 2])

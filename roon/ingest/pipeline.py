@@ -97,12 +97,17 @@ def _signature_table(mlp: MLP, domains: Sequence[str], backend: str, progress: A
 
     parts = []
     for i, layer in enumerate(mlp.layers):
+        report = None
+        if progress is not None:
+            done = [0]
+
+            def report(total: int, done: list[int] = done) -> None:
+                # signatures() reports a running total; the bar wants increments
+                progress.neurons_done(total - done[0])
+                done[0] = total
+
         batch = signatures(
-            layer.weight,
-            layer.bias,
-            domain=domains[i],
-            backend=backend,
-            progress=progress.neurons_done if progress else None,
+            layer.weight, layer.bias, domain=domains[i], backend=backend, progress=report
         )
         table = batch.to_arrow()
         n = layer.width

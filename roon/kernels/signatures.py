@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import KernelUnavailableError, ModelFormatError, QueryError
+from roon.errors import ModelFormatError, QueryError
 from roon.kernels.dispatch import _gpu_missing, resolve_backend, run_exhaustive
 from roon.kernels.exact import to_int64
 from roon.kernels.exhaustive import (
@@ -359,14 +359,8 @@ def _beyond(
     progress: Callable[[int], None] | None,
 ) -> Iterator[NeuronCounts]:
     """Neurons above the exhaustive limit, one at a time through ``count_beyond``."""
-    try:
-        from roon.kernels.beyond import count_beyond
-    except ImportError as exc:
-        raise KernelUnavailableError(
-            f"fan-in {ws.shape[1]} is above the exhaustive limit and the beyond-exhaustive "
-            f"methods (roon.kernels.beyond) cannot be imported ({exc}); "
-            "raise exhaustive_limit to enumerate every input"
-        ) from None
+    from roon.kernels.beyond import count_beyond
+
     for i in range(ws.shape[0]):
         yield count_beyond(
             ws[i], float(b[i]), domain, mitm_limit=mitm_limit, samples=samples, seed=seed
