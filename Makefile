@@ -54,6 +54,19 @@ format: dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The tests marked `neo4j`, against a throw-away Neo4j from docker/compose.yaml (own
+# project name, ports and volume, so a server you already run is left alone).
+NEO4J_TEST_COMPOSE = docker compose -p roon-test -f docker/compose.yaml
+NEO4J_TEST_PORTS = NEO4J_HTTP_PORT=17474 NEO4J_BOLT_PORT=17687
+
+test-neo4j: dev
+	test -f docker/neo4j.env || cp docker/neo4j.env.example docker/neo4j.env
+	$(NEO4J_TEST_PORTS) $(NEO4J_TEST_COMPOSE) up -d --wait
+	NEO4J_URI=neo4j://127.0.0.1:17687 NEO4J_USER=neo4j \
+	  NEO4J_PASSWORD="$$(sed -n 's|^NEO4J_AUTH=neo4j/||p' docker/neo4j.env)" \
+	  ROON_NEO4J_TEST_WIPE=1 $(BIN)/pytest -m neo4j -ra; \
+	  status=$$?; $(NEO4J_TEST_PORTS) $(NEO4J_TEST_COMPOSE) down -v; exit $$status
+
 bench: install
 	$(BIN)/python benchmarks/bench_signatures.py
 

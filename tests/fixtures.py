@@ -1,7 +1,7 @@
 """Tiny deterministic models, and a script that builds a small catalogue to poke at.
 
-    .venv/bin/python tests/fixtures.py /tmp/demo-catalogue
-    .venv/bin/roon models --catalogue /tmp/demo-catalogue
+.venv/bin/python tests/fixtures.py /tmp/demo-catalogue
+.venv/bin/roon models --catalogue /tmp/demo-catalogue
 """
 
 from __future__ import annotations

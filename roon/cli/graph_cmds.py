@@ -1,7 +1,239 @@
-"""Placeholder until its commands land (filled in before the first commit)."""
+"""Graph commands: ``roon graph init|push|export`` and ``roon cypher``.
+
+Connection options default to the environment (``NEO4J_URI``, ``NEO4J_USER``,
+``NEO4J_DATABASE``); the password comes from ``NEO4J_PASSWORD`` or a hidden prompt and
+is handed to the driver only: never printed, never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from roon.cli import RoonGroup
+from roon.cli._common import (
+    DEFAULT_CATALOGUE,
+    CatalogueOption,
+    JsonOption,
+    console,
+    print_json,
+    print_rows,
+)
+from roon.errors import GraphStoreError
+
+graph_app = typer.Typer(
+    cls=RoonGroup,
+    name="graph",
+    help="The Neo4j layer graph: apply its schema, push the catalogue, export for bulk import.",
+    no_args_is_help=True,
+)
+
+UriOption = Annotated[
+    str,
+    typer.Option("--uri", envvar="NEO4J_URI", help="Neo4j URI (env NEO4J_URI)."),
+]
+UserOption = Annotated[
+    str, typer.Option("--user", envvar="NEO4J_USER", help="Neo4j user (env NEO4J_USER).")
+]
+DatabaseOption = Annotated[
+    str,
+    typer.Option("--database", envvar="NEO4J_DATABASE", help="Database (env NEO4J_DATABASE)."),
+]
+# Plain literals so that `roon --help` imports nothing of the graph code; a test pins
+# them to roon.query.graph_store's defaults.
+DEFAULT_URI = "neo4j://localhost:7687"
+DEFAULT_USER = "neo4j"
+DEFAULT_DATABASE = "neo4j"
+
+
+class ExportFormat(str, Enum):
+    neo4j_admin = "neo4j-admin"
+
+
+def _password() -> str:
+    """``NEO4J_PASSWORD``, else a hidden prompt on a terminal."""
+    value = os.environ.get("NEO4J_PASSWORD")
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise GraphStoreError("no Neo4j password: set NEO4J_PASSWORD (roon prompts only on a tty)")
+    return str(typer.prompt("Neo4j password", hide_input=True))
+
+
+def _connect(uri: str, user: str, database: str) -> Any:
+    from roon.query.graph_store import connect
+
+    return connect(uri, user, _password(), database=database)
+
+
+@graph_app.command("init")
+def init(
+    uri: UriOption = DEFAULT_URI,
+    user: UserOption = DEFAULT_USER,
+    database: DatabaseOption = DEFAULT_DATABASE,
+) -> None:
+    """Create the graph's constraints and indexes (schema/neo4j.cypher); idempotent.
+
+    Example: NEO4J_PASSWORD=... roon graph init --uri neo4j://localhost:7687
+    """
+    from roon.query.graph_store import display_uri, init_schema
+
+    with _connect(uri, user, database) as store:
+        statements = init_schema(store)
+    console().print(
+        f"applied {len(statements)} schema statements → {display_uri(uri)} (database {database})"
+    )
+
+
+class _PushBar:
+    """A bar over the models being pushed, with the rows sent so far (on stderr)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console(stderr=True),
+            transient=True,
+        )
+        self.task = self.bar.add_task("models", total=None)
+
+    def __enter__(self) -> _PushBar:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: Any) -> None:
+        self.bar.update(
+            self.task,
+            total=event.models_total,
+            completed=event.models_done,
+            description=f"model {event.model_id[:12]} · {event.rows_sent:,} rows",
+        )
+
+
+@graph_app.command("push")
+def push(
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    uri: UriOption = DEFAULT_URI,
+    user: UserOption = DEFAULT_USER,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows per UNWIND transaction.")
+    ] = 1000,
+    min_weight: Annotated[
+        float,
+        typer.Option("--min-weight", min=0.0, help="Send only FEEDS with |weight| >= this."),
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the catalogue to Neo4j; models already complete there are skipped.
+
+    Re-running changes nothing, and an interrupted push resumes where it stopped.
+
+    Example: NEO4J_PASSWORD=... roon graph push --catalogue cat --min-weight 0.05
+    """
+    from roon.query.graph_store import push_catalogue
+
+    with _connect(uri, user, database) as store:
+        options = {"batch_size": batch_size, "min_weight": min_weight}
+        if as_json:
+            summary = push_catalogue(store, catalogue, **options)
+        else:
+            with _PushBar() as bar:
+                summary = push_catalogue(store, catalogue, progress=bar, **options)
+    if as_json:
+        print_json(summary.__dict__)
+        return
+    out = console()
+    out.print(
+        f"pushed {len(summary.models_pushed)} models, skipped {len(summary.models_skipped)} "
+        f"already complete, merged {summary.lineage_rows} lineage rows "
+        f"→ {summary.uri} (database {summary.database})"
+    )
+    out.print(
+        f"{summary.rows_sent:,} rows in {summary.batches:,} batches: created "
+        f"{summary.nodes_created:,} nodes, {summary.relationships_created:,} relationships "
+        f"in {summary.seconds:.1f} s"
+    )
+
+
+@graph_app.command("export")
+def export(
+    directory: Annotated[Path, typer.Argument(help="Output directory for the CSV files.")],
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="Export format.")
+    ] = ExportFormat.neo4j_admin,
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    min_weight: Annotated[
+        float,
+        typer.Option("--min-weight", min=0.0, help="Export only FEEDS with |weight| >= this."),
+    ] = 0.0,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    as_json: JsonOption = False,
+) -> None:
+    """Write neo4j-admin import CSV files, with the import command in DIR/README.md.
+
+    The bulk road for catalogues too large for `roon graph push`.
+
+    Example: roon graph export --format neo4j-admin neo4j-import --catalogue cat
+    """
+    from roon.query.neo4j_export import export_neo4j_admin
+
+    summary = export_neo4j_admin(catalogue, directory, min_weight=min_weight, database=database)
+    if as_json:
+        print_json({**summary.__dict__, "directory": str(summary.directory)})
+        return
+    print_rows(["group", "rows"], sorted(summary.rows.items()))
+    console().print(f"wrote {summary.directory}; import command in {summary.directory}/README.md")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return value
+
+
+def cypher(
+    query: Annotated[str, typer.Argument(help="A read-only Cypher query.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="Query parameter name=value (JSON when it parses); repeatable."
+        ),
+    ] = None,
+    uri: UriOption = DEFAULT_URI,
+    user: UserOption = DEFAULT_USER,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a read-only Cypher query on the layer graph; values go in as --param.
+
+    Example: roon cypher "MATCH (m:Model) WHERE m.n_layers >= $n RETURN m.name" --param n=2
+    """
+    from roon.query.cypher import parse_params
+    from roon.query.graph_store import run_read_query
+
+    params = parse_params(param or [])
+    with _connect(uri, user, database) as store:
+        result = run_read_query(store, query, params)
+    if as_json:
+        print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
+    else:
+        print_rows(result.columns, [[_cell(v) for v in row] for row in result.rows])
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    """Add ``roon graph ...`` and ``roon cypher`` to the app."""
+    app.add_typer(graph_app, name="graph")
+    app.command("cypher")(cypher)
