@@ -25,18 +25,19 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
-import platform
 import re
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from roon.kernels.beyond import count_beyond
-from roon.kernels.equivalence import is_equivalent_to
-from roon.kernels.exact import to_int64
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stamp import commit, machine  # noqa: E402
+
+from roon.kernels.beyond import count_beyond  # noqa: E402
+from roon.kernels.equivalence import is_equivalent_to  # noqa: E402
+from roon.kernels.exact import to_int64  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "results_beyond.csv"
@@ -46,30 +47,6 @@ REAL = HERE.parent / "examples"
 # targets: issue 3 item 5 (mitm, route), notes §2.2 (dp, numpy mod 2^64), §2.4 (and)
 TARGETS = {"mitm n=32": 0.1, "mitm n=40": 4.0, "dp n=784 int8": 0.52,
            "route acas n=50": 0.010, "route mnist n=784": 0.010, "and n=784": 0.009}  # fmt: skip
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
-                             capture_output=True, check=True)  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=HERE, text=True, capture_output=True).stdout.strip()  # fmt: skip
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def per_neuron(neurons: list[tuple[np.ndarray, float]], repeats: int) -> tuple[float, str]:

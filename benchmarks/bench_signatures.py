@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stamp import commit, machine  # noqa: E402
 from seed_baseline import seed_excited_states  # noqa: E402
 
 from roon.kernels import signatures  # noqa: E402
@@ -52,46 +50,6 @@ FIELDS = [
 SEED_NEURONS = {8: 400, 12: 20, 16: 2, 20: 1}
 API_NEURONS = {8: 40000, 12: 8000, 16: 3000, 20: 100, 24: 8, 32: 2}
 REF_NEURONS = {8: 20000, 12: 1500, 16: 200, 20: 6}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = "no GPU" if _gpu_missing() else "GPU"
-    try:
-        from roon.kernels.cpu import cpu_isa
-
-        isa = cpu_isa()
-    except ImportError:
-        isa = "no C extension"
-    return f"{cpu}, {cores} cores, {isa}, {gpu}"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=HERE,
-            text=True,
-            capture_output=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=HERE,
-            text=True,
-            capture_output=True,
-        ).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:

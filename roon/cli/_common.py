@@ -48,6 +48,19 @@ def compact_activations(activations: str) -> str:
     return ",".join(name if count == 1 else f"{name}×{count}" for name, count in runs)
 
 
+def progress_bar() -> Any:
+    """A transient rich progress bar on stderr (stdout stays clean for tables and JSON)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+
+
 def print_json(obj: Any) -> None:
     """Write ``obj`` as indented JSON to stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")

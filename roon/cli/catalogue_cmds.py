@@ -16,6 +16,7 @@ from roon.cli._common import (
     console,
     print_json,
     print_rows,
+    progress_bar,
 )
 
 
@@ -34,15 +35,7 @@ class _BarProgress:
     """Draws a bar over models and one over neurons (stderr, so stdout stays clean)."""
 
     def __init__(self, total_models: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console(stderr=True),
-            transient=True,
-        )
+        self.bar = progress_bar()
         self.models = self.bar.add_task("models ", total=total_models)
         self.neurons = self.bar.add_task("neurons", total=0)
 

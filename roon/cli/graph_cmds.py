@@ -24,6 +24,7 @@ from roon.cli._common import (
     console,
     print_json,
     print_rows,
+    progress_bar,
 )
 from roon.errors import GraphStoreError
 
@@ -95,15 +96,7 @@ class _PushBar:
     """A bar over the models being pushed, with the rows sent so far (on stderr)."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console(stderr=True),
-            transient=True,
-        )
+        self.bar = progress_bar()
         self.task = self.bar.add_task("models", total=None)
 
     def __enter__(self) -> _PushBar:
