@@ -134,6 +134,31 @@ def test_signature_methods_are_queryable(catalogue: Path):
     assert all(r["exact"] == (r["method"] != "sampled") for r in rows)
 
 
+def test_two_ingest_processes_on_one_catalogue_lose_nothing(tmp_path: Path, catalogue: Path):
+    torch = pytest.importorskip("torch")
+    files = []
+    for seed in range(6):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+        files.append(tmp_path / f"net{seed}.pt")
+        torch.save(net.state_dict(), files[-1])
+    shared = files[2:4]  # both processes ingest these two
+    cmd = [sys.executable, "-m", "roon", "ingest", "--catalogue", str(catalogue), "--json"]
+    procs = [
+        subprocess.Popen([*cmd, *map(str, part + shared)], stdout=subprocess.PIPE, text=True)
+        for part in (files[:2], files[4:])
+    ]
+    outputs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    statuses = [r["status"] for out in outputs for r in out]
+    assert statuses.count("ingested") == 6 and statuses.count("present") == 2
+    rows = json.loads(
+        roon("sql", "select count(*) as n from models", "-c", catalogue, "--json").stdout
+    )
+    assert rows == [{"n": 6}]
+    assert not any((catalogue / ".staging").iterdir())
+
+
 def test_help_does_not_import_heavy_modules():
     code = (
         "import sys; from roon.cli import app; from typer.testing import CliRunner;"
