@@ -253,10 +253,15 @@ def _table_files(root: Path, name: str) -> list[Path]:
     return [model_dir(root, m) / f"{name}.parquet" for m in list_models(root)]
 
 
-def read_table(root: Path, name: str) -> pa.Table:
-    """All rows of one table across the catalogue (an empty table when there are none)."""
+def read_table(catalogue: str | os.PathLike[str], name: str) -> pa.Table:
+    """All rows of one table across the catalogue (an empty table when there are none).
+
+    Example:
+        >>> roon.read_table("roon-catalogue", "signatures").num_rows  # doctest: +SKIP
+    """
     if name not in TABLES:
         raise CatalogueError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
+    root = open_catalogue(catalogue)
     files = [f for f in _table_files(root, name) if f.is_file()]
     schema = table_schema(name)
     if not files:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ class IngestResult:
         neurons: non-input neurons of the model.
         notes: facts worth telling the user (assumed activation, normalization).
         reason: the one-line error when ``status == "failed"``.
+        parent_id: with ``normalize``, the id of the model as loaded.
     """
 
     source: str
@@ -42,7 +43,6 @@ class IngestResult:
     notes: tuple[str, ...] = ()
     reason: str | None = None
     parent_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class IngestProgress(Protocol):

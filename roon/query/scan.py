@@ -1,8 +1,9 @@
 """DuckDB over the Parquet catalogue: one view per table, and read-only SQL.
 
-Views read ``models/*/<table>.parquet`` (and ``lineage/*.parquet``) lazily, so a view
-always shows what is committed when the query runs. A table without files yet gets a
-typed empty view built from its schema file, so queries never fail for lack of data.
+Views read ``models/*/<table>.parquet`` (and ``lineage/*.parquet``) when a query runs, so
+they show every model committed by then. A table with no files when the connection
+opens gets a typed empty view built from its schema file, so queries never fail for
+lack of data (open a new connection to see its first rows).
 """
 
 from __future__ import annotations
