@@ -121,6 +121,11 @@ class Layer:
             raise UnsupportedArchitectureError(
                 f"weight has shape {weight.shape}; a dense layer needs a 2-D [out, in] matrix"
             )
+        if 0 in weight.shape:
+            raise UnsupportedArchitectureError(
+                f"weight has shape {weight.shape}; a dense layer needs at least one neuron "
+                "and one input"
+            )
         if bias.ndim != 1 or bias.shape[0] != weight.shape[0]:
             raise UnsupportedArchitectureError(
                 f"bias has shape {bias.shape} but weight has {weight.shape[0]} output rows"

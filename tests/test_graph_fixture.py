@@ -213,14 +213,21 @@ class FakeDriver:
     """Records every statement; remembers FINISH_MODEL so PUSHED_MODELS can answer.
 
     ``fail_at``: raise ``ServiceUnavailable`` on that execute_query call (1-based), as
-    if the server went away mid-push. ``finished`` may be shared between two fakes to
-    play one server across an interruption.
+    if the server went away mid-push. ``finished`` (and ``min_weights``, each finished
+    model's ``feeds_min_weight``) may be shared between two fakes to play one server
+    across an interruption.
     """
 
-    def __init__(self, fail_at: int | None = None, finished: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        fail_at: int | None = None,
+        finished: set[str] | None = None,
+        min_weights: dict[str, float] | None = None,
+    ) -> None:
         self.calls: list[tuple[str, dict]] = []
         self.fail_at = fail_at
         self.finished = finished if finished is not None else set()
+        self.min_weights = min_weights if min_weights is not None else {}
         self.closed = False
 
     def execute_query(self, statement, params=None, **kwargs):
@@ -232,10 +239,16 @@ class FakeDriver:
         if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
             raise ServiceUnavailable("Failed to read from defunct connection (reason gone)")
         self.calls.append((statement, params))
-        if statement == cypher.PUSHED_MODELS:
-            return FakeResult([{"id": i} for i in params["ids"] if i in self.finished])
+        if statement == cypher.PUSHED_MODELS:  # pushed, with no higher FEEDS threshold
+            done = [
+                i
+                for i in params["ids"]
+                if i in self.finished and self.min_weights.get(i, 0.0) <= params["min_weight"]
+            ]
+            return FakeResult([{"id": i} for i in done])
         if statement == cypher.FINISH_MODEL:
             self.finished.add(params["model_id"])
+            self.min_weights[params["model_id"]] = params["min_weight"]
         return FakeResult(rows=len(params.get("rows", [])))
 
     def session(self, **kwargs):

@@ -382,4 +382,7 @@ def test_onnx_reshape_to_vectors_passes_weird_reshape_refused(tmp_path):
     one_line_error(
         UnsupportedArchitectureError, graph("weird.onnx", [3, -1, 1]), "node 'rs' is Reshape"
     )
-    one_line_error(UnsupportedArchitectureError, graph("wide.onnx", [-1, 4]), "do not chain")
+    # the declared input [None, 3] fixes the width the reshape must keep
+    one_line_error(
+        UnsupportedArchitectureError, graph("wide.onnx", [-1, 4]), "reshapes 3 features to 4"
+    )

@@ -83,6 +83,10 @@ def test_invalid_models_are_refused(layers, error, needle):
 def test_layer_validation():
     with pytest.raises(UnsupportedArchitectureError, match="2-D"):
         Layer(np.ones((2, 2, 2)), np.zeros(2))
+    with pytest.raises(UnsupportedArchitectureError, match="at least one neuron"):
+        Layer(np.ones((0, 3)), np.zeros(0))
+    with pytest.raises(UnsupportedArchitectureError, match="at least one neuron"):
+        Layer(np.ones((2, 0)), np.zeros(2))
     with pytest.raises(UnsupportedArchitectureError, match="output rows"):
         Layer(np.ones((2, 3)), np.zeros(3))
     with pytest.raises(UnsupportedArchitectureError, match="unknown activation 'swishy'"):

@@ -185,6 +185,18 @@ def test_min_weight_push(store: GraphStore, catalogue) -> None:
     assert rows == [[0.1]]
 
 
+def test_a_lower_min_weight_push_completes_the_feeds(store: GraphStore, catalogue) -> None:
+    path, ids = catalogue
+    push_catalogue(store, path, min_weight=0.1)
+    assert graph_counts(store)["FEEDS"] == EXPECTED_COUNTS["FEEDS"] - 1
+    again = push_catalogue(store, path)  # min weight 0: the weak FEEDS are missing
+    assert again.models_skipped == [] and len(again.models_pushed) == len(ids)
+    assert graph_counts(store) == EXPECTED_COUNTS
+    higher = push_catalogue(store, path, min_weight=0.5)  # the graph holds a superset
+    assert higher.models_pushed == [] and higher.nodes_created == 0
+    assert graph_counts(store) == EXPECTED_COUNTS
+
+
 def test_reads_only(store: GraphStore) -> None:
     with pytest.raises(QueryError, match="read-only"):
         run_read_query(store, "CREATE (n:Intruder) RETURN n")

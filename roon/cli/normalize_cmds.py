@@ -7,12 +7,15 @@ when no such file exists, a catalogue reference (id, id prefix or name).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from roon.cli._common import DEFAULT_CATALOGUE, CatalogueOption, JsonOption, console, print_json
+from roon.errors import ModelFormatError, QueryError
 
 RULE_HELP = (
     "Comma-separated rules, applied in order: zero-out, constant, exact-duplicates, "
@@ -48,8 +51,26 @@ def _bounds(text: str | None) -> tuple[float, float] | None:
     try:
         lo, hi = (float(part) for part in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{text!r}; give LO,HI such as 0,1") from None
+        raise QueryError(f"--input-bounds {text!r}; give LO,HI such as 0,1") from None
     return lo, hi
+
+
+def _stage(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` (fsynced); the caller renames it.
+
+    Staging the report before the model is written means a report path that cannot be
+    written fails before anything is.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is not a secret
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return Path(tmp)
 
 
 def normalize(
@@ -95,6 +116,16 @@ def normalize(
     from roon.ingest.normalize import normalize as run_rules
 
     bounds = _bounds(input_bounds)
+    if output is not None:
+        report = report or output.with_suffix(".json")
+        if report.resolve() == output.resolve():
+            raise QueryError(
+                f"{output}: the report would overwrite the model; name OUT *.safetensors "
+                "or give --report another path"
+            )
+    for path in (output, report):
+        if path is not None and path.is_dir():
+            raise QueryError(f"{path}: is a directory; give a file name")
     given = {
         "input_bounds": bounds,
         "dead_threshold": dead_threshold,
@@ -109,15 +140,19 @@ def normalize(
     child, steps = run_rules(parent, rules, **params)
     summary = normalization_report(parent, child, steps, input_bounds=bounds)
     written = []
-    if output is not None:
-        from roon.ingest.loaders import save_safetensors
+    staged = _stage(report, json.dumps(summary, indent=2) + "\n") if report else None
+    try:
+        if output is not None:
+            from roon.ingest.loaders import save_safetensors
 
-        save_safetensors(child, output)
-        written.append(str(output))
-        report = report or output.with_suffix(".json")
-    if report is not None:
-        report.write_text(json.dumps(summary, indent=2) + "\n")
-        written.append(str(report))
+            save_safetensors(child, output)
+            written.append(str(output))
+        if report is not None and staged is not None:
+            os.replace(staged, report)
+            written.append(str(report))
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)  # still there only when something failed
     if store:
         from roon.ingest.catalogue import open_catalogue, write_lineage
         from roon.ingest.normalize import lineage_table

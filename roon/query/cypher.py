@@ -31,11 +31,13 @@ __all__ = [
 
 PING = "RETURN 1 AS ok"
 
-# Models that are complete in the graph (all batches in): push skips them.
+# Models that are complete in the graph (all batches in) with every FEEDS of
+# |weight| >= $min_weight: push skips them. One pushed with a higher threshold lacks
+# FEEDS this push would send, so it is not skipped.
 PUSHED_MODELS = """
 UNWIND $ids AS id
 MATCH (m:Model {id: id})
-WHERE m.pushed = true
+WHERE m.pushed = true AND coalesce(m.feeds_min_weight, 0.0) <= $min_weight
 RETURN m.id AS id
 """
 

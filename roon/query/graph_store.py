@@ -92,8 +92,15 @@ class QueryResult:
 
 
 def display_uri(uri: str) -> str:
-    """The URI with any ``user:password@`` part removed, safe to print."""
-    return re.sub(r"(?<=://)[^/@]*@", "", uri)
+    """The URI with any ``user:password@`` part removed, safe to print.
+
+    Everything up to the *last* ``@`` goes, scheme or not: a password may itself hold
+    ``@``, ``/`` or ``#``, and a Neo4j URI has no other use for ``@``.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        scheme, rest = "", uri
+    return scheme + sep + rest.rpartition("@")[2]
 
 
 def _reason(exc: BaseException) -> str:
@@ -497,8 +504,9 @@ def push_catalogue(
     Re-pushing changes nothing (every write is a MERGE) and costs one query when all
     models are present: a model is skipped once it carries ``pushed = true``, which is
     set after its last batch, so a push that was interrupted resumes with the model it
-    was writing. Run :func:`init_schema` first: the MERGEs rely on its constraints for
-    speed.
+    was writing. A model pushed with a higher ``min_weight`` is sent again, so that it
+    gets the FEEDS the earlier push left out. Run :func:`init_schema` first: the MERGEs
+    rely on its constraints for speed.
 
     Args:
         store: an open connection.
@@ -525,7 +533,8 @@ def push_catalogue(
     started = time.perf_counter()
     root = open_catalogue(catalogue)
     ids = list_models(root)
-    done = {r["id"] for r in _execute(store, cypher.PUSHED_MODELS, {"ids": ids}).records}
+    pushed = _execute(store, cypher.PUSHED_MODELS, {"ids": ids, "min_weight": min_weight})
+    done = {r["id"] for r in pushed.records}
     summary = PushSummary(display_uri(store.uri), store.database)
     summary.models_skipped = [m for m in ids if m in done]
     todo = [m for m in ids if m not in done]

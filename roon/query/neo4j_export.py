@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,13 +187,16 @@ def import_command(directory: str | os.PathLike[str], database: str = "neo4j") -
     The database name comes right after ``full`` (Neo4j 5.19+ reads the file lists
     greedily). ``--overwrite-destination`` is needed because a Neo4j server that has
     started once already holds an (empty) ``neo4j`` database; it replaces that database.
+    Arguments are shell-quoted, so a directory with spaces pastes into a shell intact.
     """
     where = Path(directory)
-    lines = [f"neo4j-admin database import full {database}", "--overwrite-destination=true"]
+    lines = [
+        f"neo4j-admin database import full {shlex.quote(database)}",
+        "--overwrite-destination=true",
+    ]
     for group in csv_groups():
-        lines.append(
-            f"--{group.kind}={where / f'{group.name}.header.csv'},{where / f'{group.name}.csv'}"
-        )
+        files = f"{where / f'{group.name}.header.csv'},{where / f'{group.name}.csv'}"
+        lines.append(shlex.quote(f"--{group.kind}={files}"))
     return " \\\n    ".join(lines)
 
 
@@ -223,6 +227,11 @@ def export_neo4j_admin(
     out = Path(directory).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise CatalogueError(f"export directory {out} is a file; choose a directory")
+    if "," in str(out):  # neo4j-admin splits --nodes/--relationships file lists on commas
+        raise CatalogueError(
+            f"export directory {out} holds a comma, which neo4j-admin reads as a separator "
+            "between files; choose a path without one"
+        )
     groups = csv_groups(min_weight)
     con = scan_catalogue(catalogue)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,6 +249,7 @@ def export_neo4j_admin(
 def _readme(summary: ExportSummary, min_weight: float) -> str:
     counts = "\n".join(f"| {name} | {rows} |" for name, rows in summary.rows.items())
     feeds = "all stored edges" if min_weight == 0 else f"edges with |weight| >= {min_weight}"
+    mount = shlex.quote(f"{summary.directory}:/import/roon:ro")
     return f"""# roon layer graph: neo4j-admin import files
 
 Written by `roon graph export --format neo4j-admin`. Each group is a one-line header
@@ -265,7 +275,7 @@ With the compose file of roon's repository (paths inside the container):
 
 ```sh
 docker compose -f docker/compose.yaml stop neo4j
-docker compose -f docker/compose.yaml run --rm -v "{summary.directory}:/import/roon:ro" \\
+docker compose -f docker/compose.yaml run --rm -v {mount} \\
     neo4j {import_command("/import/roon", summary.database).replace(chr(10), chr(10) + "    ")}
 docker compose -f docker/compose.yaml up -d --wait
 roon graph init

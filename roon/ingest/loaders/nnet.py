@@ -45,14 +45,19 @@ def read_nnet(path: Path) -> Loaded:
         UnsupportedArchitectureError: layer sizes that do not chain.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
     except UnicodeDecodeError as exc:
         raise ModelFormatError(
             f"not an .nnet text file (bytes that are not UTF-8: {exc.reason})"
         ) from exc
     lines = _data_lines(text)
 
-    n_layers, n_in, n_out, _largest = _ints(_next(lines, "the header"), 4)
+    header = _next(lines, "the header")
+    n_layers, n_in, n_out, _largest = _ints(header, 4)
+    if n_layers < 1:
+        raise ModelFormatError(
+            f"line {header[0]}: the number of layers must be positive, not {n_layers}"
+        )
     sizes_line = _next(lines, "the layer sizes")
     sizes = _ints(sizes_line, n_layers + 1)
     lineno = sizes_line[0]
@@ -134,6 +139,11 @@ def _count(line: tuple[int, list[str]], expected: int) -> None:
         raise ModelFormatError(f"line {lineno}: expected {expected} numbers, found {len(fields)}")
 
 
+def _shown(tok: str, limit: int = 40) -> str:
+    """A field for an error message, cut short: a garbage file can hold huge fields."""
+    return repr(tok if len(tok) <= limit else tok[: limit - 1] + "…")
+
+
 def _ints(line: tuple[int, list[str]], expected: int) -> list[int]:
     _count(line, expected)
     lineno, fields = line
@@ -142,7 +152,7 @@ def _ints(line: tuple[int, list[str]], expected: int) -> list[int]:
         try:
             out.append(int(tok))
         except ValueError:
-            raise ModelFormatError(f"line {lineno}: {tok!r} is not an integer") from None
+            raise ModelFormatError(f"line {lineno}: {_shown(tok)} is not an integer") from None
     return out
 
 
@@ -154,8 +164,8 @@ def _floats(line: tuple[int, list[str]], expected: int) -> list[float]:
         try:
             value = float(tok)
         except ValueError:
-            raise ModelFormatError(f"line {lineno}: {tok!r} is not a number") from None
+            raise ModelFormatError(f"line {lineno}: {_shown(tok)} is not a number") from None
         if not math.isfinite(value):
-            raise ModelFormatError(f"line {lineno}: {tok!r} is not a finite number")
+            raise ModelFormatError(f"line {lineno}: {_shown(tok)} is not a finite number")
         out.append(value)
     return out

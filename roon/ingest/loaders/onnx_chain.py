@@ -15,8 +15,12 @@ taking the previous node's output plus constants:
   an input mean) is folded into that layer's bias, ``W(x - c) + b = Wx + (b - Wc)``;
   the model's metadata records each fold as ``onnx.folded_offsets[layer] = c``.
 
+The graph input's declared shape, when it is one static vector per sample
+(``[N, n]``, ``[1, 1, 1, n]``), fixes the input width every Reshape must keep.
 Anything else — a convolution, a node fed by two computed values, a value feeding
-two nodes — raises :class:`~roon.errors.UnsupportedArchitectureError` naming the node.
+two nodes, an operator from a custom domain (``com.microsoft``'s ``Gelu`` …), a
+Dropout whose ``training_mode`` is true — raises
+:class:`~roon.errors.UnsupportedArchitectureError` naming the node.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ _ACTIVATION_OPS = {
     "Gelu": "gelu",
 }
 _PASS_THROUGH_OPS = ("Identity", "Dropout")
+# The default operator set ("" or its explicit name); anything else is a custom op.
+_STANDARD_DOMAINS = ("", "ai.onnx")
 _SUPPORTED = "chains of Gemm or MatMul+Add and element-wise activations (Relu, Sigmoid, …)"
 
 
@@ -70,6 +76,11 @@ def read_onnx(path: Path) -> Loaded:
     consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     nodes = []
     for node in graph.node:
+        if node.domain not in _STANDARD_DOMAINS:  # a custom op may reuse a standard name
+            raise UnsupportedArchitectureError(
+                f"node {_label(node)!r} is {node.op_type} from operator set {node.domain!r}; "
+                "roon reads standard ONNX operators only"
+            )
         if node.op_type == "Constant":
             consts[node.output[0]] = _constant_value(node, numpy_helper)
         elif node.op_type in ("Identity", "Transpose") and all(i in consts for i in node.input):
@@ -94,7 +105,8 @@ def read_onnx(path: Path) -> Loaded:
             if name and name not in consts:
                 consumers.setdefault(name, []).append(node)
 
-    chain = _Chain()
+    declared = next(i for i in graph.input if i.name == inputs[0])
+    chain = _Chain(_declared_width(declared))
     current, visited = inputs[0], 0
     while True:
         users = consumers.get(current, [])
@@ -140,12 +152,12 @@ def read_onnx(path: Path) -> Loaded:
 class _Chain:
     """Dense layers built node by node: a pending ``W, b`` until an activation closes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, width: int | None = None) -> None:
         self.layers: list[Layer] = []
         self.labels: list[str] = []
         self.pending: tuple[str, np.ndarray, np.ndarray] | None = None
         self.shift: np.ndarray | None = None  # added to the next dense layer's input
-        self.width: int | None = None  # features per sample, once known
+        self.width = width  # features per sample, once known (the declared input's, if any)
         self.folded: dict[str, list[float]] = {}
         self._seen: set[int] = set()
 
@@ -187,7 +199,11 @@ class _Chain:
         elif op == "Flatten" and attrs.get("axis", 1) == 1:
             pass  # [batch, …features] → [batch, features]: the chain already sees vectors
         elif op in _PASS_THROUGH_OPS:
-            pass
+            if op == "Dropout" and _drops(node, consts):
+                raise UnsupportedArchitectureError(
+                    f"node {label!r} (Dropout) runs in training mode (training_mode is true), "
+                    "so its output is random; export the model in eval mode"
+                )
         elif op == "Reshape" and _is_batch_of_vectors(consts.get(node.input[1])):
             n = int(consts[node.input[1]][1])
             if n > 0 and self.width is not None and n != self.width:
@@ -278,6 +294,31 @@ def _as_vector(c: np.ndarray, n: int, label: str) -> np.ndarray:
     raise UnsupportedArchitectureError(
         f"node {label!r}: a constant of {c.size} values does not match {n} features"
     )
+
+
+def _declared_width(value_info: Any) -> int | None:
+    """Features per sample of a graph input declared ``[batch, 1, …, 1, n]``, else None.
+
+    Only a static shape that is one vector per sample counts (``[N, 5]``, ACAS Xu's
+    ``[1, 1, 1, 5]``); any other shape leaves the width to the first dense layer.
+    """
+    tensor = value_info.type.tensor_type if value_info.type.HasField("tensor_type") else None
+    if tensor is None or not tensor.HasField("shape") or len(tensor.shape.dim) < 2:
+        return None
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim[1:]]
+    if any(d <= 0 for d in dims) or any(d != 1 for d in dims[:-1]):
+        return None
+    return int(dims[-1])
+
+
+def _drops(node: Any, consts: dict[str, np.ndarray]) -> bool:
+    """Whether a Dropout node's constant ``training_mode`` is true and its ratio non-zero."""
+    if len(node.input) < 3 or not node.input[2]:
+        return False
+    if not bool(np.asarray(consts[node.input[2]]).reshape(-1)[0]):
+        return False
+    ratio = consts.get(node.input[1]) if node.input[1] else None
+    return ratio is None or float(np.asarray(ratio).reshape(-1)[0]) != 0.0
 
 
 def _is_batch_of_vectors(shape: Any) -> bool:

@@ -34,6 +34,11 @@ NAME_KEY = "roon.name"
 METADATA_KEY = "roon.metadata"
 FORMAT_KEY = "roon.format"
 FORMAT_VERSION = "mlp-1"
+# safetensors dtypes numpy holds exactly (BF16 is read through torch); F8_*, F4, C64, …
+# have no exact numpy counterpart.
+_READABLE_DTYPES = frozenset(
+    {"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"}
+)
 
 
 def read_safetensors(
@@ -55,6 +60,7 @@ def read_safetensors(
     """
     from safetensors import safe_open
 
+    unsupported: list[tuple[str, str]] = []  # (key, dtype) numpy cannot hold exactly
     try:
         with safe_open(str(path), framework="numpy") as f:
             header = dict(f.metadata() or {})
@@ -62,11 +68,14 @@ def read_safetensors(
             bf16 = []
             names = f.keys()  # a safe_open handle is not iterable itself
             for key in names:
-                if f.get_slice(key).get_dtype() == "BF16":
+                dtype = f.get_slice(key).get_dtype()
+                if dtype == "BF16":
                     bf16.append(key)
-                else:
+                elif dtype not in _READABLE_DTYPES:
+                    unsupported.append((key, dtype))
+                elif not unsupported:
                     tensors[key] = f.get_tensor(key)
-        if bf16:  # numpy cannot hold bfloat16: go through torch, widen exactly to float32
+        if bf16 and not unsupported:  # numpy has no bfloat16: via torch, widened exactly
             with safe_open(str(path), framework="pt") as f:
                 for key in bf16:
                     tensors[key] = f.get_tensor(key).float().numpy()
@@ -74,6 +83,12 @@ def read_safetensors(
         raise ModelFormatError(
             f"truncated or corrupt safetensors file ({first_line(exc)})"
         ) from exc
+    if unsupported:
+        key, dtype = unsupported[0]
+        raise ModelFormatError(
+            f"tensor {key!r} has dtype {dtype}; roon reads float (F16, BF16, F32, F64), "
+            "integer and boolean tensors"
+        )
 
     activations = None
     if ACTIVATIONS_KEY in header:

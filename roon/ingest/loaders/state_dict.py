@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,18 @@ import numpy as np
 from roon.errors import ModelFormatError
 from roon.ingest.loaders._common import Loaded, first_line, layers_from_tensors
 
-__all__ = ["read_state_dict"]
+__all__ = ["check_torch_archive", "read_state_dict"]
 
 # Keys under which training checkpoints commonly nest the model's state_dict.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", re.S)
+# torch.save stores archive members uncompressed, so what torch.load allocates is about
+# the file's size. A deflated member can expand ~1000x (10 MB of zeros → 10 GB): refuse
+# archives that declare more than this many times their size, above a floor that no
+# small file can hurt with.
+_MAX_EXPANSION = 4
+_EXPANSION_FLOOR = 64 << 20  # bytes
 
 
 def read_state_dict(
@@ -61,9 +68,35 @@ def read_state_dict(
     return Loaded(layers, activation_assumed=assumed)
 
 
+def check_torch_archive(path: Path) -> None:
+    """Refuse a zip-format torch file whose members would expand far beyond its size.
+
+    Reads only the zip's central directory (the sizes torch's reader allocates from).
+    Files that are not zip archives (the legacy format, garbage) pass: torch reports them.
+
+    Raises:
+        ModelFormatError: the members declare more than ``4x`` the file's size (and
+            more than 64 MiB): a compressed archive that torch.save does not write.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+        size = path.stat().st_size
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return  # torch.load reports unreadable archives in its own words
+    if declared > max(_MAX_EXPANSION * size, _EXPANSION_FLOOR):
+        raise ModelFormatError(
+            f"is a zip archive of {size:,} bytes whose members expand to {declared:,} bytes "
+            "(a zip bomb?); torch.save writes uncompressed archives, roon reads only those"
+        )
+
+
 def _torch_load(path: Path) -> Any:
     import torch
 
+    check_torch_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -99,9 +99,19 @@ def load_sample(path: str | os.PathLike[str]) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".pt", ".pth"):
         raise ModelFormatError(f"sample {path} has suffix {suffix!r}; use .npy or .pt")
+    if suffix != ".npy":
+        from roon.ingest.loaders.state_dict import check_torch_archive
+
+        try:
+            check_torch_archive(path)
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"cannot read sample {path}: {exc}") from None
     try:
         if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+            # mapped first, so a header that declares more data than the file holds fails
+            # here instead of allocating it; then copied into memory
+            with np.errstate(over="ignore"):
+                data = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
         else:
             import torch
 
