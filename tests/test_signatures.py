@@ -19,6 +19,7 @@ from roon.kernels.result import (
     NeuronCounts,
     key_binary_chow,
     key_signed_table,
+    signature_hash,
 )
 
 
@@ -91,8 +92,15 @@ def test_signed_hash_ignores_input_order_and_counts_relevance():
 
 
 def test_binary_key_is_the_sorted_chow_vector():
+    # sorted (-0.2, 0.3, 0.9), bias -0.1: excited iff x_0.9 or (x_0.3 and not x_-0.2), i.e.
+    # at 5 inputs, with the three positions on in 2, 3 and 4 of them (Fraction check)
     s = one([0.3, -0.2, 0.9], -0.1)
-    assert s.hash == NeuronCounts(**{**s.__dict__, "key": key_binary_chow(3, s.chow)}).hash
+    assert s.chow == (5, 2, 3, 4) and s.truth_table == "f4"
+    assert s.key == "binary|3|chow|5|2,3,4" == key_binary_chow(3, (5, 4, 2, 3))
+    assert s.hash == signature_hash(s.key) == NeuronCounts(**s.__dict__).hash
+    # other weights computing the same function, inputs permuted: the same key
+    assert one([1.0, -0.2, 0.35], -0.2).key == s.key
+    assert one([1.0, -0.2, 0.35], -0.1).key != s.key  # (x_-0.2, x_0.35) = (1, 1) now fires
 
 
 def test_near_tie_of_1e_minus_7_keeps_its_decision():

@@ -35,16 +35,21 @@ the closest excited and non-excited inputs; for a reduced neuron the free inputs
 push a pre-activation away from 0 (otherwise they would be relevant), by at most the sum
 of their negative (resp. positive) weights, both ends attained; DP reads them off the
 reachable sums. They are exact (0.0 for an exact tie) except where the int64 fixed point
-was rounded (``tol > 0``): there they may be off by ``tol / Σ|w_int| <= (n+2)^2·2^-60``,
-far below :data:`~roon.kernels.result.FRAGILE_MARGIN`, so ``fragile`` is unaffected.
+was rounded (``tol > 0``) and no input lies within ``tol`` of the threshold: there they
+are read off the fixed-point integers, as exhaustive enumeration reads them, and may be
+off by ``tol / Σ|w_int| <= (n+2)^2·2^-60``, far below
+:data:`~roon.kernels.result.FRAGILE_MARGIN`. MITM and reduced margins therefore equal the
+exhaustive ones bit for bit (an input within ``tol`` sends both to exact integers); DP
+always uses the exact integers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from roon.errors import QueryError
 from roon.kernels.dp import chow_dp, dp_problem
-from roon.kernels.mitm import MITM_MAX, Row, chow_mitm, signed_sums, solve
+from roon.kernels.mitm import MITM_MAX, Row, Uncertain, chow_mitm, signed_sums, solve
 from roon.kernels.relevance import relevance
 from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
 from roon.kernels.sampled import count_sampled
@@ -86,15 +91,15 @@ def count_beyond(
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not np.all(np.isfinite(w)) or not np.isfinite(bias):
-        raise ValueError(f"weights must be a finite 1-D array and bias finite; got {w.shape}")
+        raise QueryError(f"weights must be a finite 1-D array and bias finite; got {w.shape}")
     if np.any(w[1:] < w[:-1]):
-        raise ValueError("weights must be sorted ascending; pass np.sort(weights)")
+        raise QueryError("weights must be sorted ascending; pass np.sort(weights)")
     if domain not in DOMAINS:
-        raise ValueError(f"domain {domain!r} is not one of {DOMAINS}")
+        raise QueryError(f"domain {domain!r} is not one of {DOMAINS}")
     if not 0 <= mitm_limit <= MITM_MAX:
-        raise ValueError(f"mitm_limit={mitm_limit} must be in [0, {MITM_MAX}]")
+        raise QueryError(f"mitm_limit={mitm_limit} must be in [0, {MITM_MAX}]")
     if samples < 1 or seed < 0:
-        raise ValueError(f"samples={samples} must be >= 1 and seed={seed} >= 0")
+        raise QueryError(f"samples={samples} must be >= 1 and seed={seed} >= 0")
     if domain == "binary":
         return _binary(w, float(bias), mitm_limit, samples, seed)
     return _signed(w, float(bias), samples, seed)
@@ -127,7 +132,7 @@ def _binary_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCount
             closest.append(counts.high + lowest)
         if counts.low is not None:  # not excited; the free inputs can raise it
             closest.append(-(counts.low + highest))
-        return counts.fire, counts.chow, min(closest) / max(row.total, 1)
+        return counts.fire, counts.chow, _margin(row, min(closest))
 
     fire_k, chow_k, margin = solve(compute, w, bias)
     lift = 1 << (n - k)
@@ -136,6 +141,22 @@ def _binary_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCount
     for pos, c in zip(keep.tolist(), chow_k, strict=True):
         chow[pos] = c * lift
     return _binary_result(n, "mitm" if k == n else "reduced", fire, chow, k, margin)
+
+
+def _margin(row: Row, closest: int) -> float:
+    """``closest / total``, or :class:`Uncertain` when ``closest`` is within ``tol`` of 0.
+
+    ``closest`` is the pre-activation of one input (the free inputs set to push it toward
+    0), evaluated on the row. The check on the kept inputs alone does not cover that
+    input, and on a rounded row (``tol > 0``) its value may be off by ``tol``: an exact
+    tie there would come out as a small positive or even negative margin. Exactly when
+    some input is within ``tol`` — the same condition under which exhaustive enumeration
+    redoes the row on exact integers — this raises, so :func:`solve` recomputes on the
+    exact row, and the margin equals the exhaustive one bit for bit.
+    """
+    if row.tol and closest <= row.tol:
+        raise Uncertain
+    return closest / max(row.total, 1)
 
 
 def _binary_result(
@@ -179,7 +200,7 @@ def _signed_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCount
             closest.append(int((s[excited]).min()) - reach)
         if not np.all(excited):
             closest.append(-(int((s[~excited]).max()) + reach))
-        return excited, min(closest) / max(row.total, 1)
+        return excited, _margin(row, min(closest))
 
     excited, margin = solve(compute, w, bias)
     table = int.from_bytes(np.packbits(excited, bitorder="little").tobytes(), "little")

@@ -28,6 +28,7 @@ or on their relevant inputs. Every decision is exact (:mod:`roon.kernels.mitm`).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,10 +118,11 @@ def is_equivalent_to(
     n, m = len(w), len(v)
     if mapping is not None:
         idx = _mapping_indices(mapping, m, n)
+        given = {j: int(i) for j, i in enumerate(idx.tolist())}
         if others == "zero":
             same, why = _same_function(w[idx], b, v, c, domain)
-            return Equivalence(same, dict(mapping), why)
-        return _free_with_mapping(w, b, v, c, idx, dict(mapping), domain)
+            return Equivalence(same, given, why)
+        return _free_with_mapping(w, b, v, c, idx, given, domain)
     if m > n:
         return Equivalence(False, None, f"the small neuron has {m} inputs, the large only {n}")
     if others == "zero":
@@ -129,23 +131,46 @@ def is_equivalent_to(
 
 
 def _vector(name: str, values: object) -> np.ndarray:
-    a = np.asarray(values, dtype=np.float64)
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(f"{name} must be a 1-D array of numbers; {exc}") from None
     if a.ndim != 1 or not np.all(np.isfinite(a)):
         raise QueryError(f"{name} must be a finite 1-D array; got shape {a.shape}")
     return a
 
 
 def _scalar(name: str, value: object) -> float:
-    x = float(value)  # type: ignore[arg-type]
+    if value is None:
+        raise QueryError(f"{name} must be a number; got None")
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(f"{name} must be a number; {exc}") from None
+    if a.ndim != 0:
+        raise QueryError(f"{name} must be a single number; got shape {a.shape}")
+    x = float(a)
     if not np.isfinite(x):
         raise QueryError(f"{name}={x} must be finite")
     return x
 
 
-def _mapping_indices(mapping: dict[int, int], m: int, n: int) -> np.ndarray:
-    if sorted(mapping) != list(range(m)):
-        raise QueryError(f"mapping keys {sorted(mapping)} must be the small inputs 0..{m - 1}")
-    idx = [int(mapping[j]) for j in range(m)]
+def _is_index(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _mapping_indices(mapping: object, m: int, n: int) -> np.ndarray:
+    if not isinstance(mapping, Mapping):
+        raise QueryError(
+            f"mapping must be a dict {{small_input: large_input}}; got {type(mapping).__name__}"
+        )
+    keys = list(mapping)
+    if not all(_is_index(k) for k in keys) or sorted(int(k) for k in keys) != list(range(m)):
+        raise QueryError(f"mapping keys {keys} must be the small inputs 0..{m - 1}")
+    values = [mapping[j] for j in range(m)]
+    if not all(_is_index(v) for v in values):
+        raise QueryError(f"mapping values {values} must be integer input indices")
+    idx = [int(v) for v in values]
     if len(set(idx)) != m or not all(0 <= i < n for i in idx):
         raise QueryError(f"mapping values {idx} must be distinct large inputs in 0..{n - 1}")
     return np.array(idx, dtype=np.int64)

@@ -45,7 +45,7 @@ _LOW_DIGITS = {"binary": 12, "signed": 7}
 # (a fan-in-20 neuron never allocates its 2^20 sums at once, let alone 2^20 x 20 bits).
 CHUNK_ELEMENTS = 1 << 18
 
-# Truth-table bits held unpacked (one byte each) per chunk of neurons before packing.
+# Truth-table bits of the neurons of one chunk (their packed bytes are 1/8 of it).
 _TABLE_CHUNK_BITS = 1 << 24
 
 
@@ -140,10 +140,15 @@ def exhaustive_ref(
     chow = np.zeros((n_rows, n), dtype=np.int64)
     min_abs = np.zeros(n_rows, dtype=w.dtype)
     uncertain = np.zeros(n_rows, dtype=np.int64)
-    table = np.zeros((n_rows, table_words(domain, n)), dtype=np.uint64) if want_table else None
+    # packed table bytes (bit m of a row is bit m % 8 of byte m // 8), written block by
+    # block: a neuron's unpacked bits are never held at once (3^20 would be 3.5 GB)
+    words = table_words(domain, n)
+    table_bytes = np.zeros((n_rows, 8 * words), dtype=np.uint8) if want_table else None
 
     per_chunk = max(1, CHUNK_ELEMENTS // n_low)
     if want_table:
+        # few enough neurons per chunk that a block holds >= 8 high rows (byte-aligned)
+        per_chunk = max(1, min(per_chunk, CHUNK_ELEMENTS // (8 * n_low)))
         per_chunk = max(1, min(per_chunk, _TABLE_CHUNK_BITS // (n_low * n_high)))
     for a in range(0, n_rows, per_chunk):
         rows = slice(a, min(a + per_chunk, n_rows))
@@ -154,8 +159,9 @@ def exhaustive_ref(
         inexact = tt > 0
         col_count = np.zeros((c, n_low), dtype=np.int64)
         high_count = np.zeros((c, n_high), dtype=np.int64)
-        bits = np.zeros((c, n_low * n_high), dtype=bool) if want_table else None
         step = max(1, CHUNK_ELEMENTS // (c * n_low))
+        if table_bytes is not None and step < n_high:
+            step = max(8, step // 8 * 8)  # every block starts on a byte boundary
         for h0 in range(0, n_high, step):
             s = lows[:, None, :] + highs[:, h0 : h0 + step, None]  # [c, hb, n_low]
             excited = s > tt
@@ -165,16 +171,14 @@ def exhaustive_ref(
             block_min = mag.min(axis=(1, 2))
             min_abs[rows] = block_min if h0 == 0 else np.minimum(min_abs[rows], block_min)
             uncertain[rows] += ((mag <= tt) & inexact).sum(axis=(1, 2))
-            if bits is not None:
-                bits[:, h0 * n_low : (h0 + s.shape[1]) * n_low] = excited.reshape(c, -1)
+            if table_bytes is not None:
+                packed = np.packbits(excited.reshape(c, -1), axis=1, bitorder="little")
+                start = h0 * n_low // 8
+                table_bytes[rows, start : start + packed.shape[1]] = packed
         fire[rows] = high_count.sum(axis=1)
         chow[rows, :low] = _digit_moments(col_count, vals, low)
         chow[rows, low:] = _digit_moments(high_count, vals, n - low)
-        if bits is not None and table is not None:
-            packed = np.packbits(bits, axis=1, bitorder="little")
-            padded = np.zeros((c, table.shape[1] * 8), dtype=np.uint8)
-            padded[:, : packed.shape[1]] = packed
-            table[rows] = padded.view("<u8")
+    table = None if table_bytes is None else table_bytes.view("<u8").astype(np.uint64)
     return ExhaustiveCounts(fire, chow, min_abs, uncertain, table)
 
 

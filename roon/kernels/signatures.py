@@ -17,6 +17,7 @@ from roon.kernels.exhaustive import (
     n_inputs,
     table_hex,
 )
+from roon.kernels.mitm import MITM_MAX, chow_mitm, exact_row
 from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
 
 __all__ = [
@@ -42,6 +43,8 @@ TABLE_LIMIT = {"binary": 10, "signed": 6}
 # progress is reported regularly; the GPU gets far larger launches to fill its SMs.
 _CHUNK_INPUTS = {"ref": 1 << 24, "cpu": 1 << 26, "triton": 1 << 32}
 _INTERPRETER_CHUNK_INPUTS = 1 << 16
+# Most samples of an approximate signature: 2^20 inputs, a few seconds per wide neuron.
+_MAX_SAMPLES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,10 @@ def signatures(
             12 signed).
         table_limit: largest fan-in whose truth table is returned (default 10 binary,
             6 signed).
-        mitm_limit: largest fan-in for meet-in-the-middle counting (beyond methods).
-        samples: samples of an approximate signature (beyond methods).
-        seed: seed of those samples.
+        mitm_limit: largest number of relevant inputs counted by meet-in-the-middle
+            (beyond methods), 0..48.
+        samples: samples of an approximate signature (beyond methods), 1..2^20.
+        seed: seed of those samples, a non-negative integer.
         progress: called with the number of neurons done so far, now and then.
 
     Returns:
@@ -192,7 +196,8 @@ def signatures(
 
     Raises:
         ModelFormatError: a weight or bias is NaN or infinite.
-        QueryError: bad shapes, an unknown domain or backend, or a limit out of range.
+        QueryError: bad shapes, an unknown domain or backend, or a limit, ``samples`` or
+            ``seed`` out of range.
         KernelUnavailableError: an explicit backend that cannot run here.
 
     Example:
@@ -212,6 +217,11 @@ def signatures(
         "exhaustive_limit",
     )
     shown = _limit(table_limit, TABLE_LIMIT[domain], 64, "table_limit")
+    # the beyond-exhaustive arguments are checked here, whatever the fan-in, so a bad one
+    # is a QueryError on every batch (not a ValueError only once a wide neuron appears)
+    _limit(mitm_limit, None, MITM_MAX, "mitm_limit")
+    _limit(samples, None, _MAX_SAMPLES, "samples", low=1)
+    _limit(seed, None, 2**63 - 1, "seed")
     n_rows, n = w.shape
     order = np.argsort(w, axis=1, kind="stable")
     ws = np.take_along_axis(w, order, axis=1)  # [N, n] ascending
@@ -231,7 +241,10 @@ def signatures(
         found = _neurons(counts, scale, ws[a:z], domain, n <= shown)
         # rows rounded to int64 with inputs within tol of 0: redo on exact Python ints
         for i in np.flatnonzero((rows.tol > 0) & (counts.uncertain > 0)).tolist():
-            exact, denom = exhaustive_exact(ws[a + i], b[a + i], domain, want_table=want_table)
+            if want_table:
+                exact, denom = exhaustive_exact(ws[a + i], b[a + i], domain, want_table=True)
+            else:  # binary, no table: the same counts in O(2^(n/2)) Python-int steps
+                exact, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
             found[i] = _neurons(exact, [denom], ws[a + i : a + i + 1], domain, n <= shown)[0]
         out.extend(found)
         if progress is not None:
@@ -239,15 +252,37 @@ def signatures(
     return SignatureBatch(tuple(out))
 
 
-def _limit(value: int | None, default: int, cap: int, what: str) -> int:
-    if value is None:
+def _exact_counts_by_mitm(ws: np.ndarray, bias: float) -> tuple[ExhaustiveCounts, int]:
+    """What :func:`exhaustive_exact` returns for a binary row without a table, by MITM.
+
+    Enumerating ``2^n`` Python integers takes seconds from ``n = 22`` (4 s at the GPU
+    default limit of 24); meet-in-the-middle on the same exact integers counts the same
+    fire count, Chow parameters and closest pre-activation in ``O(2^(n/2))``.
+    """
+    row = exact_row(ws, bias)
+    counts = chow_mitm(row)
+    near = [v for v in (counts.high, None if counts.low is None else -counts.low) if v is not None]
+    min_abs = np.empty(1, dtype=object)
+    min_abs[0] = min(near)
+    found = ExhaustiveCounts(
+        fire=np.array([counts.fire], dtype=np.int64),
+        chow=np.array([counts.chow], dtype=np.int64).reshape(1, len(ws)),
+        min_abs=min_abs,
+        uncertain=np.zeros(1, dtype=np.int64),
+        table=None,
+    )
+    return found, row.total
+
+
+def _limit(value: int | None, default: int | None, cap: int, what: str, low: int = 0) -> int:
+    if value is None and default is not None:
         return default
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, np.integer))
-        or not (0 <= value <= cap)
+        or not (low <= value <= cap)
     ):
-        raise QueryError(f"{what} must be an integer in 0..{cap}; got {value!r}")
+        raise QueryError(f"{what} must be an integer in {low}..{cap}; got {value!r}")
     return int(value)
 
 
