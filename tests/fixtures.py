@@ -54,6 +54,23 @@ def random_mlp(
     return MLP(layers, name=name or f"random{seed}")
 
 
+def one_line_error(exc_type: type, path: Path, *fragments: str) -> str:
+    """Load ``path``; assert it fails with exactly ``exc_type`` and a one-line message that
+    starts with the file and contains every fragment. Returns the message."""
+    import pytest
+
+    from roon.ingest.loaders import load_model
+
+    with pytest.raises(exc_type) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert type(info.value) is exc_type
+    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
+    for fragment in fragments:
+        assert fragment in msg, msg
+    return msg
+
+
 def demo_models() -> list[MLP]:
     return [and_or_net(), abs_net(), random_mlp(seed=1), random_mlp(seed=2, activation="tanh")]
 

@@ -7,22 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from fixtures import one_line_error
 
 import roon
 import roon.ingest.loaders as loaders
 from roon import ModelFormatError, RoonError, UnsupportedArchitectureError
 from roon.ingest.loaders import MODEL_SUFFIXES, load_model
-
-
-def one_line_error(exc_type, path, *fragments) -> str:
-    with pytest.raises(exc_type) as info:
-        load_model(path)
-    msg = str(info.value)
-    assert type(info.value) is exc_type
-    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
-    return msg
 
 
 def test_suffixes():

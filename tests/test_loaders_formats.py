@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from fixtures import one_line_error
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -30,17 +31,6 @@ def torch_out(module: nn.Module, x: np.ndarray) -> np.ndarray:
 
 def rand(n_in: int, seed: int = 1, rows: int = 32) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(rows, n_in)) * 2.0
-
-
-def one_line_error(exc_type, path, *fragments) -> str:
-    with pytest.raises(exc_type) as info:
-        load_model(path)
-    msg = str(info.value)
-    assert type(info.value) is exc_type
-    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
-    return msg
 
 
 # -- safetensors ---------------------------------------------------------------------

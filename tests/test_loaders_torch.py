@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fixtures import one_line_error
 from torch import nn
 
 import roon
@@ -271,25 +272,14 @@ class NotATensorDict:
         self.weights = [1.0, 2.0]
 
 
-def _raises(exc_type, path, *fragments):
-    with pytest.raises(exc_type) as info:
-        load_model(path)
-    msg = str(info.value)
-    assert type(info.value) is exc_type
-    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
-    return msg
-
-
 def test_pickled_object_is_refused(tmp_path):
     path = tmp_path / "obj.pt"
     torch.save(NotATensorDict(), path)
-    _raises(ModelFormatError, path, "NotATensorDict", "weights_only=True")
+    one_line_error(ModelFormatError, path, "NotATensorDict", "weights_only=True")
     torch.save(tiny_sequential(), tmp_path / "whole.pt")  # a whole pickled model
-    _raises(ModelFormatError, tmp_path / "whole.pt", "Sequential", "state_dict()")
+    one_line_error(ModelFormatError, tmp_path / "whole.pt", "Sequential", "state_dict()")
     torch.save(torch.zeros(3, 3), tmp_path / "tensor.pt")
-    _raises(ModelFormatError, tmp_path / "tensor.pt", "holds type Tensor")
+    one_line_error(ModelFormatError, tmp_path / "tensor.pt", "holds type Tensor")
 
 
 def test_truncated_state_dict(tmp_path):
@@ -298,7 +288,7 @@ def test_truncated_state_dict(tmp_path):
     half = tmp_path / "half.pt"
     data = full.read_bytes()
     half.write_bytes(data[: len(data) // 2])
-    _raises(ModelFormatError, half, "truncated or corrupt PyTorch file")
+    one_line_error(ModelFormatError, half, "truncated or corrupt PyTorch file")
 
 
 @pytest.mark.parametrize(("value", "word"), [(float("nan"), "NaN"), (float("inf"), "infinite")])
@@ -306,33 +296,35 @@ def test_non_finite_weights(tmp_path, value, word):
     sd = tiny_sequential().state_dict()
     sd["2.weight"][1, 3] = value
     torch.save(sd, tmp_path / "bad.pt")
-    _raises(ModelFormatError, tmp_path / "bad.pt", f"layer '2' weight holds {word} values")
+    one_line_error(ModelFormatError, tmp_path / "bad.pt", f"layer '2' weight holds {word} values")
     sd = tiny_sequential().state_dict()
     sd["4.bias"][0] = value
     torch.save(sd, tmp_path / "bad.pt")
-    _raises(ModelFormatError, tmp_path / "bad.pt", f"layer '4' bias holds {word} values")
+    one_line_error(ModelFormatError, tmp_path / "bad.pt", f"layer '4' bias holds {word} values")
 
 
 def test_unsupported_state_dicts(tmp_path):
     sd = _chain_tensors(["fc1", "fc2"], [3, 4, 2])
     sd["fc2.weight"] = torch.zeros(2, 5)
     torch.save(sd, tmp_path / "chain.pt")
-    _raises(UnsupportedArchitectureError, tmp_path / "chain.pt", "shapes do not chain", "'fc2'")
+    one_line_error(
+        UnsupportedArchitectureError, tmp_path / "chain.pt", "shapes do not chain", "'fc2'"
+    )
     sd = _chain_tensors(["fc1", "fc2"], [3, 4, 2])
     sd["fc3.weight"] = torch.zeros(2, 2, 3, 3)
     torch.save(sd, tmp_path / "conv.pt")
-    msg = _raises(UnsupportedArchitectureError, tmp_path / "conv.pt")
+    msg = one_line_error(UnsupportedArchitectureError, tmp_path / "conv.pt")
     assert msg == (
         f"{tmp_path / 'conv.pt'}: layer 'fc3' is Conv2d-shaped (4-D weight); "
         "roon reads dense layers only (Linear)"
     )
     bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     torch.save(bn.state_dict(), tmp_path / "bn.pt")
-    _raises(UnsupportedArchitectureError, tmp_path / "bn.pt", "BatchNorm")
+    one_line_error(UnsupportedArchitectureError, tmp_path / "bn.pt", "BatchNorm")
     torch.save({"fc.weight": torch.zeros(2, 2), "epoch": 3}, tmp_path / "mixed.pt")
-    _raises(ModelFormatError, tmp_path / "mixed.pt", "entry 'epoch' is not a tensor but int")
+    one_line_error(ModelFormatError, tmp_path / "mixed.pt", "entry 'epoch' is not a tensor but int")
     torch.save({}, tmp_path / "empty.pt")
-    _raises(ModelFormatError, tmp_path / "empty.pt", "holds no tensors")
+    one_line_error(ModelFormatError, tmp_path / "empty.pt", "holds no tensors")
 
 
 def test_plain_module_ambiguous_probe_uses_arguments_then_defaults():

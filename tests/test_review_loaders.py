@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from fixtures import one_line_error
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch_file
@@ -24,17 +25,6 @@ from roon.ingest.loaders import load_model
 from roon.ingest.normalize import load_sample
 
 TINY_NNET = "1,1,1,1,\n1,1,\n0,\n0,\n1,\n0,0,\n1,1,\n2.0,\n0.5,\n"
-
-
-def one_line_error(exc_type, path, *fragments) -> str:
-    with pytest.raises(exc_type) as info:
-        load_model(path)
-    msg = str(info.value)
-    assert type(info.value) is exc_type
-    assert msg.startswith(f"{path}: ") and "\n" not in msg, msg
-    for fragment in fragments:
-        assert fragment in msg, msg
-    return msg
 
 
 # -- PyTorch archives ------------------------------------------------------------------
