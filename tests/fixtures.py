@@ -54,6 +54,28 @@ def random_mlp(
     return MLP(layers, name=name or f"random{seed}")
 
 
+def brute_binary(weights, bias) -> tuple[int, list[int], int, int]:
+    """Oracle: exact ``(fire_count, chow per position, min |w·x+b|, Σ|w|+|b|)`` over {0,1}^n.
+
+    Enumerates every input (n <= 14) on exact integers: every float is ``m·2^k``, so
+    multiplying by the largest denominator (a power of two) makes all values integers.
+    """
+    from fractions import Fraction
+
+    fr = [Fraction(float(x)) for x in [*weights, bias]]
+    den = max(f.denominator for f in fr)  # powers of two: the max is the lcm
+    ints = [int(f * den) for f in fr]
+    n = len(weights)
+    masks = np.arange(1 << n)
+    pre = np.full(1 << n, ints[-1], dtype=object)
+    for i in range(n):
+        pre = pre + ((masks >> i) & 1).astype(object) * ints[i]
+    exc = pre > 0
+    chow = [int(np.count_nonzero(exc & ((masks >> i) & 1 == 1))) for i in range(n)]
+    closest = min(abs(int(p)) for p in pre)
+    return int(np.count_nonzero(exc)), chow, closest, sum(abs(v) for v in ints)
+
+
 def one_line_error(exc_type: type, path: Path, *fragments: str) -> str:
     """Load ``path``; assert it fails with exactly ``exc_type`` and a one-line message that
     starts with the file and contains every fragment. Returns the message."""

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from fixtures import brute_binary
 
 from roon.kernels.beyond import count_beyond
 from roon.kernels.dp import DP_MAX_TOTAL, chow_dp, dp_problem
@@ -13,19 +14,8 @@ from roon.kernels.dp import DP_MAX_TOTAL, chow_dp, dp_problem
 
 def brute(weights, bias):
     """Exact (fire, chow, margin as a Fraction) by enumeration (n <= 14)."""
-    fr = [Fraction(float(x)) for x in [*weights, bias]]
-    den = max(f.denominator for f in fr)  # powers of two: the max is the lcm
-    ints = [int(f * den) for f in fr]
-    n = len(weights)
-    masks = np.arange(1 << n)
-    pre = np.full(1 << n, ints[-1], dtype=object)
-    for i in range(n):
-        pre = pre + ((masks >> i) & 1).astype(object) * ints[i]
-    exc = pre > 0
-    chow = [int(np.count_nonzero(exc & ((masks >> i) & 1 == 1))) for i in range(n)]
-    total = sum(abs(v) for v in ints)
-    margin = Fraction(min(abs(p) for p in pre), total) if total else Fraction(0)
-    return int(np.count_nonzero(exc)), chow, margin
+    fire, chow, closest, total = brute_binary(weights, bias)
+    return fire, chow, Fraction(closest, total) if total else Fraction(0)
 
 
 def int_cases():

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from fixtures import brute_binary
 
 from roon.kernels.mitm import (
     Uncertain,
@@ -18,21 +19,7 @@ from roon.kernels.mitm import (
 )
 from roon.kernels.result import key_binary_chow
 
-
-def brute(weights, bias):
-    """Exact (fire, chow, min |pre|, Σ|w|+|b|) by enumeration over Fractions' integers."""
-    fr = [Fraction(float(x)) for x in [*weights, bias]]
-    den = max(f.denominator for f in fr)  # all powers of two: the max is the lcm
-    ints = [int(f * den) for f in fr]
-    n = len(weights)
-    masks = np.arange(1 << n)
-    pre = np.full(1 << n, ints[-1], dtype=object)
-    for i in range(n):
-        pre = pre + ((masks >> i) & 1).astype(object) * ints[i]
-    exc = pre > 0
-    chow = [int(np.count_nonzero(exc & ((masks >> i) & 1 == 1))) for i in range(n)]
-    closest = min(abs(int(p)) for p in pre)
-    return int(np.count_nonzero(exc)), chow, closest, sum(abs(v) for v in ints)
+brute = brute_binary
 
 
 def cases():
