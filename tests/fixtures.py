@@ -93,6 +93,19 @@ def one_line_error(exc_type: type, path: Path, *fragments: str) -> str:
     return msg
 
 
+def permuted(mlp: MLP, rng: int | np.random.Generator) -> MLP:
+    """The same function with every hidden layer's neurons shuffled (seed or generator)."""
+    rng = np.random.default_rng(rng)
+    ws = [np.array(la.weight) for la in mlp.layers]
+    bs = [np.array(la.bias) for la in mlp.layers]
+    for i in range(len(ws) - 1):
+        p = rng.permutation(ws[i].shape[0])
+        ws[i], bs[i], ws[i + 1] = ws[i][p], bs[i][p], ws[i + 1][:, p]
+    return mlp.replace(
+        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
+    )
+
+
 def demo_models() -> list[MLP]:
     return [and_or_net(), abs_net(), random_mlp(seed=1), random_mlp(seed=2, activation="tanh")]
 

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures import random_mlp
+from fixtures import permuted, random_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roon import MLP, Layer, UnsupportedArchitectureError
 from roon.ingest.normalize import RULES, normalize
-
-
-def permuted(mlp: MLP, seed: int) -> MLP:
-    """The same function with every hidden layer's neurons shuffled."""
-    rng = np.random.default_rng(seed)
-    ws = [np.array(la.weight) for la in mlp.layers]
-    bs = [np.array(la.bias) for la in mlp.layers]
-    for i in range(len(ws) - 1):
-        p = rng.permutation(ws[i].shape[0])
-        ws[i], bs[i], ws[i + 1] = ws[i][p], bs[i][p], ws[i + 1][:, p]
-    return mlp.replace(
-        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
-    )
 
 
 def rescaled(mlp: MLP, seed: int) -> MLP:

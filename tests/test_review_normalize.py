@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures import random_mlp
+from fixtures import permuted, random_mlp
 from typer.testing import CliRunner
 
 from roon import MLP, Layer, UnsupportedArchitectureError
@@ -155,17 +155,6 @@ def test_exact_rules_keep_the_function_for_every_activation(dtype, act):
         if not homogeneous:
             with pytest.raises(UnsupportedArchitectureError, match="positively homogeneous"):
                 normalize(m, "rescale")
-
-
-def permuted(mlp: MLP, rng: np.random.Generator) -> MLP:
-    ws = [np.array(la.weight) for la in mlp.layers]
-    bs = [np.array(la.bias) for la in mlp.layers]
-    for i in range(len(ws) - 1):
-        p = rng.permutation(ws[i].shape[0])
-        ws[i], bs[i], ws[i + 1] = ws[i][p], bs[i][p], ws[i + 1][:, p]
-    return mlp.replace(
-        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
-    )
 
 
 def tie_heavy_net(rng: np.random.Generator) -> MLP:
