@@ -15,6 +15,8 @@ __all__ = [
     "KernelUnavailableError",
     "GraphStoreError",
     "QueryError",
+    "InvalidArgumentError",
+    "one_line",
 ]
 
 
@@ -44,3 +46,20 @@ class GraphStoreError(RoonError):
 
 class QueryError(RoonError, ValueError):
     """A query is malformed, refers to unknown names, or would write when it may not."""
+
+
+class InvalidArgumentError(RoonError, ValueError):
+    """A parameter is out of range, of the wrong type or shape, or names nothing known."""
+
+
+def one_line(message: object) -> str:
+    """``message`` (text or an exception) with every run of whitespace collapsed to one space.
+
+    Error messages are printed on one line; libraries below roon (DuckDB, the Neo4j
+    driver, torch) often put newlines and indentation in theirs. An empty message
+    becomes the exception's type name.
+    """
+    text = " ".join(str(message).split())
+    if not text and isinstance(message, BaseException):
+        return type(message).__name__
+    return text
