@@ -12,6 +12,7 @@ from typing import Any
 from roon.errors import (
     CatalogueError,
     GraphStoreError,
+    InvalidArgumentError,
     KernelUnavailableError,
     ModelFormatError,
     QueryError,
@@ -26,7 +27,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "roon.ingest.loaders",
     "ingest_models": "roon.ingest",
-    "read_table": "roon.ingest.catalogue",
+    "read_table": "roon.store",
+    "reindex_catalogue": "roon.ingest.reindex",
     "scan_catalogue": "roon.query.scan",
     "normalize": "roon.ingest.normalize",
     "tokenize": "roon.ingest.tokenize",
@@ -46,6 +48,7 @@ __all__ = [
     "KernelUnavailableError",
     "GraphStoreError",
     "QueryError",
+    "InvalidArgumentError",
     "__version__",
     *_LAZY,
 ]

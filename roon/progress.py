@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Progress", "ProgressCallback", "emit"]
+__all__ = ["Progress", "ProgressCallback", "emit", "shifted"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,20 @@ def emit(
     """Send one event to ``callback`` (nothing when it is None)."""
     if callback is not None:
         callback(Progress(task, int(done), None if total is None else int(total), detail))
+
+
+def shifted(
+    callback: ProgressCallback | None, start: int, total: int | None, detail: str = ""
+) -> ProgressCallback | None:
+    """A callback for a part of a job: its ``done`` counts on from ``start`` of ``total``.
+
+    E.g. signatures of a model's layer 2 report neurons 0..n of that layer; shifted by the
+    neurons of layers 0 and 1 they become the model's running total.
+    """
+    if callback is None:
+        return None
+
+    def forward(event: Progress) -> None:
+        callback(Progress(event.task, start + event.done, total, detail or event.detail))
+
+    return forward

@@ -16,6 +16,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from roon.errors import InvalidArgumentError
+
 __all__ = ["TABLES", "table_spec", "table_schema", "duckdb_columns", "read_text"]
 
 # Catalogue tables in the order they are written for a model.
@@ -49,7 +51,9 @@ def read_text(name: str) -> str:
 def table_spec(name: str) -> dict[str, Any]:
     """The parsed ``tables/<name>.json`` spec of one catalogue table."""
     if name not in TABLES:
-        raise KeyError(f"unknown catalogue table {name!r}; tables are {', '.join(TABLES)}")
+        raise InvalidArgumentError(
+            f"unknown catalogue table {name!r}; tables are {', '.join(TABLES)}"
+        )
     return json.loads(read_text(f"tables/{name}.json"))
 
 

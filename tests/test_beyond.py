@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from roon.errors import InvalidArgumentError
 from roon.kernels import signatures
 from roon.kernels.beyond import count_beyond
+from roon.kernels.exact import to_int64
 from roon.kernels.result import key_binary_chow, key_signed_table
 
 
@@ -213,3 +215,82 @@ def test_same_results_as_the_exhaustive_engine(domain):
         assert (counted.fire_count, counted.chow) == (enumerated.fire_count, enumerated.chow)
         assert counted.relevant == enumerated.relevant
         assert counted.margin == pytest.approx(enumerated.margin, rel=1e-9, abs=1e-15)
+
+
+def _tie_behind_rounded_free_inputs() -> tuple[np.ndarray, float]:
+    """Five relevant 1024s, bias -0.5, and two free inputs that sum to exactly +0.5.
+
+    The free inputs are ``0.5 - h`` and ``h``, with ``h`` half the int64 fixed-point unit
+    of the row, so the row is rounded (tol > 0) and both round away from zero: on the row
+    they sum to 0.5 plus one unit. The exact tie ``-0.5 + 0.5 = 0`` (every relevant input
+    at 0, both free ones at 1) then reads as +1 unit, which the check on the relevant
+    inputs alone (free inputs at 0) does not see.
+    """
+    base = [1024.0] * 5
+    # the unit of a rounded row depends only on its top binade and fan-in: a 2^-100
+    # placeholder forces rounding without changing either
+    shift = int(to_int64(np.array([[*base, 2.0**-100, 0.5]]), np.array([-0.5])).shift[0])
+    h = 2.0 ** (shift - 1)
+    w = np.sort(np.array([*base, 0.5 - h, h]))
+    assert Fraction(0.5 - h) + Fraction(h) == Fraction(1, 2)
+    assert to_int64(w[None, :], np.array([-0.5])).tol[0] > 0
+    return w, -0.5
+
+
+@pytest.mark.parametrize("domain", ["binary", "signed"])
+def test_reduced_margin_of_an_exact_tie_on_a_rounded_row_is_zero(domain):
+    # before: the reduced method returned a *negative* margin (-1 unit / total), where
+    # exhaustive enumeration says 0.0 (an exact tie)
+    w, b = _tie_behind_rounded_free_inputs()
+    enumerated = signatures([w], [b], domain, backend="ref")[0]
+    reduced = count_beyond(w, b, domain)
+    assert reduced.method == "reduced" and reduced.relevant == 5
+    assert enumerated.margin == 0.0 and enumerated.fragile
+    assert reduced.margin == 0.0 and reduced.fragile
+    assert reduced.hash == enumerated.hash
+
+
+@pytest.mark.parametrize("domain", ["binary", "signed"])
+def test_reduced_and_mitm_margins_equal_exhaustive_bit_for_bit(domain):
+    # rounded rows (float64 over many binades) with ties among the inputs: whatever the
+    # method, the margin is the same float (the fixed-point one, or the exact one when
+    # some input is within tol of the threshold)
+    rng = np.random.default_rng(12)
+    n = 9 if domain == "binary" else 6
+    for trial in range(30):
+        w = rng.normal(size=n) * np.exp2(rng.integers(-40, 40, n))
+        w[rng.random(n) < 0.4] *= 2.0**-30  # tiny weights: the reduced method
+        b = -float(w[: trial % 3 + 1].sum()) if trial % 2 else float(rng.normal())
+        full = signatures([w], [b], domain, backend="ref")[0]
+        beyond = signatures([w], [b], domain, exhaustive_limit=0)[0]
+        assert beyond.method in ("mitm", "reduced")
+        assert (beyond.hash, beyond.margin) == (full.hash, full.margin), (w.tolist(), b)
+        assert beyond.margin >= 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, what",
+    [
+        ({"mitm_limit": 100}, "mitm_limit"),
+        ({"mitm_limit": -1}, "mitm_limit"),
+        ({"mitm_limit": True}, "mitm_limit"),
+        ({"samples": 0}, "samples"),
+        ({"samples": 1.5}, "samples"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+@pytest.mark.parametrize("fan_in", [3, 30])
+def test_beyond_arguments_are_checked_on_every_batch(kwargs, what, fan_in):
+    # before: a plain ValueError, and only once a neuron above the exhaustive limit came
+    # along (fan_in 3 passed silently; mitm_limit=True, samples=1.5 were taken as is)
+    with pytest.raises(InvalidArgumentError, match=what) as err:
+        signatures(np.ones((1, fan_in)), [-0.5], **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_count_beyond_raises_roon_errors():
+    with pytest.raises(InvalidArgumentError, match="sorted"):
+        count_beyond(np.array([1.0, -1.0]), 0.0, "binary")
+    with pytest.raises(InvalidArgumentError, match="mitm_limit"):
+        count_beyond(np.array([1.0]), 0.0, "binary", mitm_limit=99)

@@ -134,6 +134,7 @@ def test_signature_methods_are_queryable(catalogue: Path):
     assert all(r["exact"] == (r["method"] != "sampled") for r in rows)
 
 
+@pytest.mark.slow
 def test_two_ingest_processes_on_one_catalogue_lose_nothing(tmp_path: Path, catalogue: Path):
     torch = pytest.importorskip("torch")
     files = []

@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 from roon.schema import read_text
 
-import roon.query.cypher as cypher_module
+import roon.query.neo4j.statements as cypher_module
 from roon.errors import QueryError
-from roon.query import graph_model as gm
-from roon.query.cypher import EXAMPLE_QUERIES, parse_params, split_statements
-from roon.query.graph_store import GraphStore, init_schema, schema_statements
+from roon.query.neo4j import model as gm
+from roon.query.neo4j.connection import GraphStore
+from roon.query.neo4j.schema import init_schema, schema_statements
+from roon.query.neo4j.statements import EXAMPLE_QUERIES, parse_params, split_statements
 
 ROOT = Path(__file__).resolve().parents[1]
-CYPHER_PY = ROOT / "roon" / "query" / "cypher.py"
-STORE_PY = ROOT / "roon" / "query" / "graph_store.py"
+NEO4J = ROOT / "roon" / "query" / "neo4j"
+CYPHER_PY = NEO4J / "statements.py"
+# the modules that talk to the driver
+DRIVER_PYS = [NEO4J / f"{name}.py" for name in ("connection", "schema", "push", "read")]
 
 STATEMENTS = {
     name: value
@@ -29,11 +32,11 @@ STATEMENTS = {
     if name.isupper() and isinstance(value, str)
 }
 # Calls that carry a statement to the driver, and which argument holds it.
-CARRIERS = {"_execute": 1, "send": 0, "execute_query": 0, "run": 0}
+CARRIERS = {"execute": 1, "send": 0, "execute_query": 0, "run": 0}
 # Names that may carry a statement: pass-through parameters, the schema loop, the
 # _MODEL_STEPS loop, and the user's own query in run_read_query.
 ALLOWED_NAMES = {
-    ("_execute", "statement"),
+    ("execute", "statement"),
     ("send", "statement"),
     ("init_schema", "statement"),
     ("push_catalogue", "statement"),
@@ -75,10 +78,10 @@ def _function_of(tree: ast.AST) -> dict[ast.AST, str]:
 
 
 def test_the_driver_only_ever_gets_constants_or_the_users_query() -> None:
-    tree = ast.parse(STORE_PY.read_text())
-    owner = _function_of(tree)
+    trees = {path.stem: ast.parse(path.read_text()) for path in DRIVER_PYS}
+    owner = {k: v for tree in trees.values() for k, v in _function_of(tree).items()}
     checked = 0
-    for node in ast.walk(tree):
+    for node in (n for tree in trees.values() for n in ast.walk(tree)):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
@@ -88,7 +91,7 @@ def test_the_driver_only_ever_gets_constants_or_the_users_query() -> None:
         arg = node.args[CARRIERS[called]]
         where = owner[node]
         if isinstance(arg, ast.Attribute):
-            assert isinstance(arg.value, ast.Name) and arg.value.id == "cypher", ast.dump(arg)
+            assert isinstance(arg.value, ast.Name) and arg.value.id == "statements", ast.dump(arg)
             assert arg.attr in STATEMENTS, arg.attr
         else:
             assert isinstance(arg, ast.Name), (where, ast.dump(arg))
@@ -98,7 +101,7 @@ def test_the_driver_only_ever_gets_constants_or_the_users_query() -> None:
     # the statements behind the pass-through names
     steps = next(
         n.value
-        for n in tree.body
+        for n in trees["push"].body
         if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_MODEL_STEPS"
     )
     for pair in steps.elts:
@@ -106,7 +109,7 @@ def test_the_driver_only_ever_gets_constants_or_the_users_query() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["roon/query/neo4j_export.py", "roon/query/graph_model.py", "roon/cli/graph_cmds.py"]
+    "path", ["roon/query/neo4j/export.py", "roon/query/neo4j/model.py", "roon/cli/graph_cmds.py"]
 )
 def test_other_graph_modules_never_talk_to_the_driver(path: str) -> None:
     tree = ast.parse((ROOT / path).read_text())
@@ -158,7 +161,7 @@ def test_statements_use_exactly_the_graph_models_labels_and_types() -> None:
 
 
 def test_schema_file_parses_into_the_statements_init_runs() -> None:
-    from test_graph_fixture import FakeDriver
+    from fixtures import FakeDriver
 
     statements = split_statements(read_text("neo4j.cypher"))
     assert statements == schema_statements()

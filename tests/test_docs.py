@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import typer
 
 from roon.cli import app
@@ -22,19 +23,23 @@ def _commands(group, prefix: str = "roon") -> list[tuple[str, object]]:
     return found
 
 
-def test_every_command_is_in_the_readme():
-    text = README.read_text()
-    commands = _commands(typer.main.get_command(app))
-    assert len(commands) >= 4
-    missing = [path for path, _ in commands if not re.search(rf"`{re.escape(path)}\b", text)]
-    assert not missing, f"README.md does not document: {missing}"
+COMMANDS = _commands(typer.main.get_command(app))
 
 
-def test_every_command_has_help_and_an_example():
-    for path, command in _commands(typer.main.get_command(app)):
-        assert command.help and command.help.strip(), f"{path} has no help text"
-        if not hasattr(command, "commands"):
-            assert "Example:" in command.help, f"{path} help has no example"
+def test_the_command_tree_is_walked():
+    assert len(COMMANDS) >= 4
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[path for path, _ in COMMANDS])
+def test_command_is_in_the_readme(path, command):
+    assert re.search(rf"`{re.escape(path)}\b", README.read_text()), f"README.md lacks `{path}`"
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[path for path, _ in COMMANDS])
+def test_command_has_help_and_an_example(path, command):
+    assert command.help and command.help.strip(), f"{path} has no help text"
+    if not hasattr(command, "commands"):
+        assert "Example:" in command.help, f"{path} help has no example"
 
 
 def test_readme_states_the_two_commands_and_ci_runs_the_test_one():

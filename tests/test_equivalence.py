@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.kernels.equivalence import Equivalence, is_equivalent_to
 
 VALUES = {"binary": (0, 1), "signed": (-1, 0, 1)}
@@ -117,14 +117,46 @@ def test_agrees_with_brute_force(case):
 
 def test_malformed_questions_raise_query_error():
     w = np.ones(20)
-    with pytest.raises(QueryError, match="mapping keys"):
+    with pytest.raises(InvalidArgumentError, match="mapping keys"):
         is_equivalent_to(w, -1.5, [1.0, 1.0], -1.0, {0: 1})
-    with pytest.raises(QueryError, match="distinct"):
+    with pytest.raises(InvalidArgumentError, match="distinct"):
         is_equivalent_to(w, -1.5, [1.0, 1.0], -1.0, {0: 1, 1: 1})
-    with pytest.raises(QueryError, match="distinct"):
+    with pytest.raises(InvalidArgumentError, match="distinct"):
         is_equivalent_to(w, -1.5, [1.0, 1.0], -1.0, {0: 1, 1: 20})
-    with pytest.raises(QueryError, match="others"):
+    with pytest.raises(InvalidArgumentError, match="others"):
         is_equivalent_to(w, -1.5, [1.0, 1.0], -1.0, others="any")
-    with pytest.raises(QueryError, match="pass mapping"):
+    with pytest.raises(InvalidArgumentError, match="pass mapping"):
         is_equivalent_to(np.ones(60), -0.5, np.ones(17), -0.5)
     assert not is_equivalent_to(np.ones(2), 0.0, np.ones(3), 0.0)  # cannot inject 3 into 2
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, what",
+    [
+        (([1.0, 2.0], 0.0, [1.0], 0.0), {"mapping": {0: 1.5}}, "mapping values"),
+        (([1.0, 2.0], 0.0, [1.0], 0.0), {"mapping": {0: True}}, "mapping values"),
+        (([1.0, 2.0], 0.0, [1.0], 0.0), {"mapping": {0: "a"}}, "mapping values"),
+        (([1.0, 2.0], 0.0, [1.0], 0.0), {"mapping": [1]}, "mapping must be a dict"),
+        (([1.0, 2.0], 0.0, [1.0], 0.0), {"mapping": {"0": 1}}, "mapping keys"),
+        (([1.0, 2.0], "x", [1.0], 0.0), {}, "bias"),
+        (([1.0, 2.0], None, [1.0], 0.0), {}, "bias"),
+        (([1.0, 2.0], [0.1, 0.2], [1.0], 0.0), {}, "bias"),
+        (([1.0, 2.0], 0.0, ["a"], 0.0), {}, "small_weights"),
+    ],
+)
+def test_is_equivalent_to_bad_arguments_are_invalid_argument_errors(args, kwargs, what):
+    # before: {0: 1.5} and {0: True} were silently read as input 1, and the others raised
+    # bare ValueError / TypeError from float() or dict()
+    from roon.kernels import is_equivalent_to
+
+    with pytest.raises(InvalidArgumentError, match=what) as err:
+        is_equivalent_to(*args, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_is_equivalent_to_accepts_numpy_integer_mappings():
+    from roon.kernels import is_equivalent_to
+
+    res = is_equivalent_to([0.0, 1.0, 1.0], -1.5, [1.0, 1.0], -1.0, {0: np.int64(1), 1: 2})
+    assert res and res.mapping == {0: 1, 1: 2}
+    assert all(type(v) is int for v in res.mapping.values())

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import FakeDriver, FakeResult, build_graph_catalogue
 from neo4j.exceptions import Neo4jError
-from test_graph_fixture import FakeDriver, FakeResult, build_graph_catalogue
 from typer.testing import CliRunner
 
 from roon.cli import app, graph_cmds
-from roon.query import graph_store
-from roon.query.graph_store import GraphStore
+from roon.query import neo4j
+from roon.query.neo4j import connection
+from roon.query.neo4j.connection import GraphStore, display_uri
 
 SECRET = "pw-S3cret-never-print"
 REFUSING = "bolt://127.0.0.1:1"
@@ -48,9 +49,9 @@ def test_help_imports_no_heavy_module() -> None:
 
 
 def test_cli_defaults_match_the_library() -> None:
-    assert graph_cmds.DEFAULT_URI == graph_store.DEFAULT_URI == "neo4j://localhost:7687"
-    assert graph_cmds.DEFAULT_USER == graph_store.DEFAULT_USER == "neo4j"
-    assert graph_cmds.DEFAULT_DATABASE == graph_store.DEFAULT_DATABASE == "neo4j"
+    assert graph_cmds.DEFAULT_URI == neo4j.DEFAULT_URI == "neo4j://localhost:7687"
+    assert graph_cmds.DEFAULT_USER == neo4j.DEFAULT_USER == "neo4j"
+    assert graph_cmds.DEFAULT_DATABASE == neo4j.DEFAULT_DATABASE == "neo4j"
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def _fake_connect(monkeypatch: pytest.MonkeyPatch, driver: Any) -> None:
         assert password == SECRET
         return GraphStore(driver, uri, database, user)
 
-    monkeypatch.setattr(graph_store, "connect", connect)
+    monkeypatch.setattr(connection, "connect", connect)
 
 
 def test_cypher_passes_params_and_prints_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,3 +293,45 @@ def test_export_command(tmp_path: Path) -> None:
 
 def test_fake_result_is_the_shape_the_store_reads() -> None:
     assert FakeResult(rows=2).summary.counters.relationships_created == 2
+
+
+URI_SECRET = "S3cret-never-print"
+
+
+def _invoke_any_password(*args: str) -> Any:
+    env = {"NEO4J_PASSWORD": "x", "NEO4J_URI": None, "NEO4J_USER": None}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"bolt://neo4j:pa/{URI_SECRET}@127.0.0.1:1",  # '/' in the password
+        f"bolt://neo4j:p@{URI_SECRET}@127.0.0.1:1",  # '@' in the password
+        f"neo4j://neo4j:p#{URI_SECRET}@127.0.0.1:1",
+        f"neo4j:{URI_SECRET}@localhost:7687",  # no scheme
+        f"http://neo4j:{URI_SECRET}@localhost:7474",  # a scheme roon refuses
+    ],
+)
+def test_no_part_of_a_password_in_the_uri_is_ever_printed(uri: str) -> None:
+    for args in (("graph", "init"), ("cypher", "RETURN 1"), ("graph", "push", "-c", "nowhere")):
+        result = _invoke_any_password(*args, "--uri", uri)
+        assert result.exit_code == 1
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert "invalid Neo4j URI" in result.output
+        assert URI_SECRET not in result.output and URI_SECRET[:6] not in result.output
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("bolt://u:p@host:7687", "bolt://host:7687"),
+        ("bolt://u:a/b@host:7687", "bolt://host:7687"),
+        ("bolt://u:a@b@host:7687?x=1", "bolt://host:7687?x=1"),
+        ("u:p@host:7687", "host:7687"),
+        ("neo4j://host:7687", "neo4j://host:7687"),
+        ("localhost:7687", "localhost:7687"),
+    ],
+)
+def test_display_uri(uri: str, shown: str) -> None:
+    assert display_uri(uri) == shown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from roon.query.cypher import EXAMPLE_QUERIES
+from roon.query.neo4j.statements import EXAMPLE_QUERIES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

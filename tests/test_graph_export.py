@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import csv
 import re
+import shlex
 from pathlib import Path
 
 import pytest
-from test_graph_fixture import EXPECTED_COUNTS, build_graph_catalogue
+from fixtures import EXPECTED_COUNTS, build_graph_catalogue
 
-from roon.errors import CatalogueError, QueryError
-from roon.query import graph_model as gm
-from roon.query.graph_store import model_payload
-from roon.query.neo4j_export import csv_groups, export_neo4j_admin
+from roon.errors import CatalogueError, InvalidArgumentError
+from roon.query.neo4j import model as gm
+from roon.query.neo4j.export import csv_groups, export_neo4j_admin, import_command
+from roon.query.neo4j.push import model_payload
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 PARSERS = {
@@ -147,7 +148,7 @@ def test_required_columns_are_filled_for_catalogue_rows(exported) -> None:
 
 
 def test_weights_and_timestamps_survive_exactly(exported) -> None:
-    from roon.ingest.catalogue import read_table
+    from roon.store import read_table
 
     ids, out, _ = exported
     edges = read_table(out.parent / "cat", "edges").to_pylist()
@@ -216,7 +217,7 @@ def test_readme_holds_the_exact_import_command(exported) -> None:
 
 
 def test_empty_catalogue_exports_empty_files(tmp_path: Path) -> None:
-    from roon.ingest.catalogue import open_catalogue
+    from roon.store import open_catalogue
 
     open_catalogue(tmp_path / "cat", create=True)
     summary = export_neo4j_admin(tmp_path / "cat", tmp_path / "out")
@@ -231,7 +232,7 @@ def test_export_refuses_bad_targets(tmp_path: Path) -> None:
         export_neo4j_admin(tmp_path / "cat", tmp_path / "file")
     with pytest.raises(CatalogueError, match="no roon catalogue"):
         export_neo4j_admin(tmp_path / "nowhere", tmp_path / "out")
-    with pytest.raises(QueryError, match="min weight"):
+    with pytest.raises(InvalidArgumentError, match="min weight"):
         export_neo4j_admin(tmp_path / "cat", tmp_path / "out", min_weight=-1.0)
 
 
@@ -252,3 +253,37 @@ def test_golden_headers() -> None:
         "relevant:long,:TYPE"
     )
     assert headers["derived_from"].endswith("created_at:datetime,:TYPE")
+
+
+def test_import_command_survives_a_directory_with_spaces(tmp_path: Path) -> None:
+    where = tmp_path / "neo4j import (v1)"
+    args = shlex.split(import_command(where).replace("\\\n", " "))
+    assert args[:6] == [
+        "neo4j-admin",
+        "database",
+        "import",
+        "full",
+        "neo4j",
+        "--overwrite-destination=true",
+    ]
+    files = [a.split("=", 1) for a in args[6:]]
+    assert [(kind, g.kind) for (kind, _), g in zip(files, csv_groups(), strict=True)] == [
+        (f"--{g.kind}", g.kind) for g in csv_groups()
+    ]
+    for (_, listed), group in zip(files, csv_groups(), strict=True):
+        assert listed.split(",") == [
+            str(where / f"{group.name}.header.csv"),
+            str(where / f"{group.name}.csv"),
+        ]
+
+
+def test_export_readme_quotes_the_mount_and_refuses_commas(tmp_path: Path) -> None:
+    build_graph_catalogue(tmp_path / "cat")
+    out = tmp_path / "my export"
+    summary = export_neo4j_admin(tmp_path / "cat", out)
+    readme = (out / "README.md").read_text()
+    assert summary.command in readme
+    assert f"-v '{out}:/import/roon:ro'" in readme
+    with pytest.raises(CatalogueError, match="comma"):
+        export_neo4j_admin(tmp_path / "cat", tmp_path / "a,b")
+    assert not (tmp_path / "a,b").exists()

@@ -1,25 +1,22 @@
 """The push logic without a server: batches, order, resumption, the maps it sends.
 
-A recording fake stands in for ``neo4j.Driver`` (tests/test_graph_fixture.py); what the
+A recording fake stands in for ``neo4j.Driver`` (tests/fixtures.py); what the
 server does with the statements is tested by tests/test_neo4j_live.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_graph_fixture import EXPECTED_COUNTS, OUTSIDE_ID, FakeDriver, build_graph_catalogue
+from fixtures import EXPECTED_COUNTS, OUTSIDE_ID, FakeDriver, build_graph_catalogue
 
-from roon.errors import GraphStoreError, QueryError
-from roon.query import cypher
-from roon.query.graph_store import (
-    GraphStore,
-    PushProgress,
-    model_payload,
-    push_catalogue,
-    push_matches,
-)
+from roon.errors import GraphStoreError, InvalidArgumentError
+from roon.progress import Progress
+from roon.query.neo4j import statements as cypher
+from roon.query.neo4j.connection import GraphStore
+from roon.query.neo4j.push import model_payload, push_catalogue, push_matches
 
 URI = "bolt://graph.example:7687"
 
@@ -41,7 +38,7 @@ def _rows_sent(driver: FakeDriver, statement: str) -> list[dict]:
 def test_push_sends_every_element_in_batches(catalogue) -> None:
     path, ids = catalogue
     driver = FakeDriver()
-    events: list[PushProgress] = []
+    events: list[Progress] = []
     summary = push_catalogue(_store(driver), path, batch_size=4, progress=events.append)
     batches = [p["rows"] for _, p in driver.calls if "rows" in p]
     assert batches and max(len(b) for b in batches) <= 4
@@ -58,8 +55,8 @@ def test_push_sends_every_element_in_batches(catalogue) -> None:
     assert len(layers) == EXPECTED_COUNTS["HAS_LAYER"]
     lineage = _rows_sent(driver, cypher.MERGE_LINEAGE)
     assert {(r["parent_id"], r["rule"]) for r in lineage} >= {(OUTSIDE_ID, "dead")}
-    assert events[-1].models_done == events[-1].models_total == 5
-    assert events[-1].rows_sent == summary.rows_sent - len(lineage)
+    assert events[-1].task == "models" and events[-1].done == events[-1].total == 5
+    assert events[-1].detail.endswith(f" {summary.rows_sent - len(lineage):,} rows")
 
 
 def test_a_model_is_marked_pushed_only_after_its_last_batch(catalogue) -> None:
@@ -150,10 +147,10 @@ def test_model_payload_shapes(catalogue) -> None:
 def test_push_validates_its_options(catalogue, tmp_path: Path) -> None:
     path, _ = catalogue
     store = _store(FakeDriver())
-    with pytest.raises(QueryError, match="batch size 0"):
+    with pytest.raises(InvalidArgumentError, match="batch size 0"):
         push_catalogue(store, path, batch_size=0)
     for bad in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(QueryError, match="min weight"):
+        with pytest.raises(InvalidArgumentError, match="min weight"):
             push_catalogue(store, path, min_weight=bad)
     with pytest.raises(Exception, match="no roon catalogue"):
         push_catalogue(store, tmp_path / "missing")
@@ -181,5 +178,34 @@ def test_push_matches_normalizes_rows_and_batches() -> None:
 
 def test_push_matches_names_missing_keys() -> None:
     bad = {k: v for k, v in MATCH.items() if k not in ("maps", "verified")}
-    with pytest.raises(QueryError, match="lacks maps, verified"):
+    with pytest.raises(InvalidArgumentError, match="lacks maps, verified"):
         push_matches(_store(FakeDriver()), [bad])
+
+
+def test_a_lower_min_weight_push_sends_what_a_higher_one_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "cat"
+    ids = build_graph_catalogue(path)
+    finished: set[str] = set()
+    weights: dict[str, float] = {}
+
+    def push(min_weight: float) -> tuple[Any, FakeDriver]:
+        driver = FakeDriver(finished=finished, min_weights=weights)
+        store = GraphStore(driver, "bolt://graph.example:7687", "neo4j")
+        return push_catalogue(store, path, min_weight=min_weight), driver
+
+    def feeds(driver: FakeDriver) -> list[dict]:
+        return [r for s, p in driver.calls if s == cypher.MERGE_FEEDS for r in p["rows"]]
+
+    first, driver = push(0.1)
+    assert len(feeds(driver)) == EXPECTED_COUNTS["FEEDS"] - 1
+    # all models are complete at 0.1; a push of everything must not skip them
+    second, driver = push(0.0)
+    assert second.models_skipped == [] and sorted(second.models_pushed) == sorted(ids.values())
+    assert len(feeds(driver)) == EXPECTED_COUNTS["FEEDS"]
+    assert set(weights.values()) == {0.0}
+    # the graph now holds every edge: a higher threshold has nothing to add
+    third, driver = push(0.5)
+    assert third.models_pushed == [] and len(third.models_skipped) == len(ids)
+    assert feeds(driver) == []
+    # what the fake plays, the statement says
+    assert "$min_weight" in cypher.PUSHED_MODELS and "feeds_min_weight" in cypher.PUSHED_MODELS

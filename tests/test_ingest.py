@@ -9,7 +9,8 @@ import pytest
 
 from roon import CatalogueError, ingest_models
 from roon.ingest import expand_sources
-from roon.ingest.catalogue import list_models, read_table
+from roon.progress import Progress
+from roon.store import list_models, read_table
 
 pytestmark = pytest.mark.integration
 
@@ -17,29 +18,16 @@ DATA = Path(__file__).parent / "data"
 ACAS = DATA / "ACASXU_experimental_v2a_1_1.nnet"
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.started: list[tuple[str, int]] = []
-        self.increments: list[int] = []
-        self.finished: list[str] = []
-
-    def model_started(self, source: str, neurons: int) -> None:
-        self.started.append((Path(source).name, neurons))
-
-    def neurons_done(self, count: int) -> None:
-        self.increments.append(count)
-
-    def model_finished(self, result) -> None:
-        self.finished.append(result.status)
-
-
 def test_progress_reports_every_neuron_once(tmp_path: Path):
-    progress = Recorder()
-    ingest_models([ACAS], tmp_path / "cat", progress=progress, backend="ref")
-    assert progress.started == [(ACAS.name, 305)]
-    assert all(k > 0 for k in progress.increments)
-    assert sum(progress.increments) == 305
-    assert progress.finished == ["ingested"]
+    events: list[Progress] = []
+    [result] = ingest_models([ACAS], tmp_path / "cat", progress=events.append, backend="ref")
+    assert result.status == "ingested"
+    models = [(e.done, e.total, e.detail) for e in events if e.task == "models"]
+    assert models == [(0, 1, ACAS.name), (1, 1, ACAS.name)]
+    neurons = [e for e in events if e.task == "neurons"]
+    done = [e.done for e in neurons]
+    assert all(b > a for a, b in zip(done, done[1:], strict=False))  # each neuron once
+    assert done[-1] == 305 and {e.total for e in neurons} == {305}
 
 
 def test_in_memory_module_is_ingested_with_its_activations(tmp_path: Path):

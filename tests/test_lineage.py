@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from roon import MLP, Layer
 from roon.cli import app
-from roon.ingest.catalogue import open_catalogue, read_table, write_lineage
-from roon.ingest.normalize import lineage_table, lineage_tree, normalize
+from roon.ingest.normalize import lineage_table, normalize
+from roon.query.lineage import lineage_tree
+from roon.store import open_catalogue, read_table, write_rows
 
 RULES3 = "dead,duplicates,canonical"
 
@@ -79,7 +80,7 @@ def test_lineage_of_an_unstored_intermediate_by_prefix(tmp_path):
     m = busy_net()
     _, steps = normalize(m, RULES3)
     root = open_catalogue(tmp_path / "cat", create=True)
-    write_lineage(root, lineage_table(steps))
+    write_rows(root, "lineage", lineage_table(steps))
     middle = steps[1].child_id
     out = run("lineage", middle[:8], "-c", str(tmp_path / "cat"))
     assert "◀" in next(line for line in out.splitlines() if middle[:12] in line)

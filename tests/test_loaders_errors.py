@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+import torch
 from fixtures import one_line_error
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import save_file
+from safetensors.torch import save_file as save_torch_file
 
 import roon
 import roon.ingest.loaders as loaders
 from roon import ModelFormatError, RoonError, UnsupportedArchitectureError
 from roon.ingest.loaders import MODEL_SUFFIXES, load_model
+from roon.ingest.normalize import load_sample
 
 
 def test_suffixes():
@@ -89,3 +97,170 @@ def test_top_level_api_and_lazy_imports():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+TINY_NNET = "1,1,1,1,\n1,1,\n0,\n0,\n1,\n0,0,\n1,1,\n2.0,\n0.5,\n"
+
+
+def deflated_copy(source: Path, target: Path) -> None:
+    """``source`` (a torch.save zip) re-packed with every member deflated."""
+    with (
+        zipfile.ZipFile(source) as zin,
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zout,
+    ):
+        for info in zin.infolist():
+            with zin.open(info) as src, zout.open(info.filename, "w", force_zip64=True) as dst:
+                while chunk := src.read(1 << 22):
+                    dst.write(chunk)
+
+
+def test_a_deflated_torch_archive_is_refused_before_torch_inflates_it(tmp_path):
+    # 128 MiB of zero weights deflate to ~0.6 MB: torch.load would allocate all of it
+    # (and a 10 MB file would be 20 GB); torch.save never compresses, so roon refuses
+    plain = tmp_path / "plain.pt"
+    torch.save({"fc.weight": torch.zeros(1, 2**25)}, plain)
+    bomb = tmp_path / "bomb.pt"
+    deflated_copy(plain, bomb)
+    plain.unlink()
+    assert bomb.stat().st_size < 2**21
+    msg = one_line_error(ModelFormatError, bomb, "zip bomb", "uncompressed")
+    assert f"{bomb.stat().st_size:,} bytes" in msg
+    # an input sample for low-variance goes through the same torch.load
+    with pytest.raises(ModelFormatError, match="zip bomb") as info:
+        load_sample(bomb)
+    assert "\n" not in str(info.value)
+
+
+def test_a_small_deflated_archive_still_loads(tmp_path):
+    # compression as such is not the problem: below the floor nothing can hurt
+    plain = tmp_path / "plain.pt"
+    torch.save({"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}, plain)
+    small = tmp_path / "small.pt"
+    deflated_copy(plain, small)
+    assert load_model(small).widths == (3, 2)
+
+
+def test_npy_sample_declaring_more_data_than_it_holds(tmp_path):
+    # the header says 10^13 float64 values; numpy used to try to allocate 73 TiB
+    # (MemoryError, a traceback) before noticing the file is 128 bytes long
+    path = tmp_path / "sample.npy"
+    np.save(path, np.zeros((2, 3)))
+    raw = path.read_bytes().replace(b"(2, 3)", b"(1000000, 10000000)")
+    path.write_bytes(raw)
+    with pytest.raises(ModelFormatError, match=f"^cannot read sample {path}: ") as info:
+        load_sample(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (2, 0)])
+def test_zero_width_layers_are_refused_in_every_format(tmp_path, shape):
+    out = shape[0]
+    weight, bias = np.ones(shape, np.float32), np.zeros(out, np.float32)
+    pt = tmp_path / "empty.pt"
+    torch.save({"fc.weight": torch.from_numpy(weight), "fc.bias": torch.from_numpy(bias)}, pt)
+    st = tmp_path / "empty.safetensors"
+    save_file({"fc.weight": weight, "fc.bias": bias}, str(st))
+    for path in (pt, st):
+        one_line_error(
+            UnsupportedArchitectureError, path, f"weight has shape {shape}", "at least one"
+        )
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, shape[1]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, out])],
+        initializer=[numpy_helper.from_array(weight.T.copy(), "w")],
+    )
+    path = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    one_line_error(UnsupportedArchitectureError, path, "at least one")
+
+
+def onnx_file(path: Path, nodes, inits: dict, in_shape=(None, 3), out_width=2) -> Path:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, out_width])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+W = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
+
+
+def test_onnx_custom_domain_operator_is_not_read_as_the_standard_one(tmp_path):
+    # 'Relu' of a custom operator set may compute anything; it used to load as ReLU
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["z"], name="fc"),
+        helper.make_node("Relu", ["z"], ["y"], name="act", domain="com.example"),
+    ]
+    path = onnx_file(tmp_path / "custom.onnx", nodes, {"w": W})
+    one_line_error(UnsupportedArchitectureError, path, "node 'act'", "'com.example'")
+    nodes[1] = helper.make_node("Relu", ["z"], ["y"], name="act", domain="ai.onnx")
+    assert load_model(onnx_file(tmp_path / "std.onnx", nodes, {"w": W})).activations == ("relu",)
+
+
+@pytest.mark.parametrize(
+    ("training", "ratio", "loads"),
+    [(True, 0.5, False), (False, 0.5, True), (True, 0.0, True)],
+)
+def test_onnx_dropout_in_training_mode_is_refused(tmp_path, training, ratio, loads):
+    # with training_mode true, Dropout zeroes random inputs at inference: not a function
+    inits = {"w": W, "ratio": np.array(ratio, np.float32), "train": np.array(training)}
+    nodes = [
+        helper.make_node("Dropout", ["x", "ratio", "train"], ["d"], name="drop"),
+        helper.make_node("MatMul", ["d", "w"], ["y"], name="fc"),
+    ]
+    path = onnx_file(tmp_path / "drop.onnx", nodes, inits)
+    if loads:
+        assert load_model(path).widths == (3, 2)
+    else:
+        one_line_error(UnsupportedArchitectureError, path, "node 'drop'", "training mode")
+
+
+def test_onnx_reshape_of_the_declared_input_is_checked(tmp_path):
+    # x [N, 4] reshaped to [2N, 2] and multiplied by W [2, 3] is not a 2-input MLP;
+    # roon used to read it as one, ignoring the declared input width
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["v"], name="rs"),
+        helper.make_node("MatMul", ["v", "w"], ["y"], name="fc"),
+    ]
+    inits = {"shape": np.array([-1, 2], np.int64), "w": np.ones((2, 3), np.float32)}
+    path = onnx_file(tmp_path / "rs.onnx", nodes, inits, in_shape=(None, 4), out_width=3)
+    one_line_error(UnsupportedArchitectureError, path, "node 'rs'", "reshapes 4 features to 2")
+    # a first layer that does not take the declared width
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")]
+    path = onnx_file(tmp_path / "wide.onnx", nodes, {"w": W}, in_shape=(None, 5))
+    one_line_error(UnsupportedArchitectureError, path, "node 'fc'", "takes 3 inputs")
+    # [1, 1, 1, 3] (ACAS Xu style) and unknown or non-vector shapes still load
+    for shape in [(1, 1, 1, 3), (None, "n"), (None, 2, 3), (3,)]:
+        loaded = load_model(onnx_file(tmp_path / "ok.onnx", nodes, {"w": W}, in_shape=shape))
+        assert loaded.widths == (3, 2)
+
+
+def test_nnet_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "bom.nnet"
+    path.write_bytes(b"\xef\xbb\xbf" + TINY_NNET.encode())
+    assert load_model(path).forward(np.array([[3.0]]))[0, 0] == 6.5
+
+
+def test_nnet_errors_stay_short_and_say_what_is_wrong(tmp_path):
+    path = tmp_path / "long.nnet"
+    path.write_text(TINY_NNET.replace("2.0", "1" * 5000 + "x"))
+    msg = one_line_error(ModelFormatError, path, "line 8:", "is not a number")
+    assert len(msg) < len(str(path)) + 100
+    for count in ("0", "-1"):
+        path = tmp_path / f"layers{count}.nnet"
+        path.write_text(TINY_NNET.replace("1,1,1,1,", f"{count},1,1,1,", 1))
+        one_line_error(ModelFormatError, path, "line 1:", f"must be positive, not {count}")
+
+
+def test_safetensors_float8_is_named_not_called_corrupt(tmp_path):
+    path = tmp_path / "f8.safetensors"
+    weight = torch.ones(2, 3).to(torch.float8_e4m3fn)
+    save_torch_file({"fc.weight": weight, "fc.bias": torch.zeros(2)}, str(path))
+    msg = one_line_error(ModelFormatError, path, "'fc.weight'", "F8_E4M3")
+    assert "corrupt" not in msg

@@ -15,19 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_graph_fixture import EXPECTED_COUNTS, OUTSIDE_ID, build_graph_catalogue, signature_hash
+from fixtures import EXPECTED_COUNTS, OUTSIDE_ID, build_graph_catalogue, signature_hash
 
 from roon.errors import GraphStoreError, QueryError
-from roon.query.cypher import EXAMPLE_QUERIES
-from roon.query.graph_store import (
-    GraphStore,
-    connect,
-    graph_counts,
-    init_schema,
-    push_catalogue,
-    push_matches,
-    run_read_query,
-)
+from roon.query.neo4j.connection import GraphStore, connect
+from roon.query.neo4j.push import push_catalogue, push_matches
+from roon.query.neo4j.read import run_read_query
+from roon.query.neo4j.schema import graph_counts, init_schema
+from roon.query.neo4j.statements import EXAMPLE_QUERIES
 
 pytestmark = pytest.mark.neo4j
 

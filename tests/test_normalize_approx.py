@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roon import MLP, Layer, ModelFormatError, QueryError
+from roon import MLP, InvalidArgumentError, Layer, ModelFormatError
 from roon.ingest.normalize import load_sample, normalize
 from roon.ingest.normalize.bounds import domain_sample
 
@@ -107,7 +107,7 @@ def test_low_variance_sample_errors(tmp_path):
         load_sample(tmp_path / "evil.pt")
     with pytest.raises(ModelFormatError, match=r"\[N >= 2, 2\]"):
         normalize(m, "low-variance", sample=np.zeros((4, 3)))
-    with pytest.raises(QueryError, match="needs an input sample"):
+    with pytest.raises(InvalidArgumentError, match="needs an input sample"):
         normalize(m, "low-variance")
     with pytest.raises(ModelFormatError, match="suffix"):
         load_sample(tmp_path / "x.csv")

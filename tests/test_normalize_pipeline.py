@@ -11,7 +11,7 @@ from roon.schema import table_schema
 from typer.testing import CliRunner
 
 import roon
-from roon import MLP, Layer, QueryError
+from roon import MLP, InvalidArgumentError, Layer
 from roon.cli import app
 from roon.ingest.normalize import RULES, Step, lineage_table, normalize
 
@@ -64,7 +64,7 @@ def test_custom_rule_callable():
     ],
 )
 def test_bad_requests_raise_one_line_errors(rules, params, message):
-    with pytest.raises(QueryError, match=message):
+    with pytest.raises(InvalidArgumentError, match=message):
         normalize(random_mlp(seed=0), rules, **params)
 
 

@@ -78,3 +78,30 @@ def test_decisions_within_tolerance_are_exact():
     assert res.margin == 0.0 and res.fragile  # some sample sits exactly on the threshold
     assert min(abs(p) for p in pre) == 0
     assert any(p == Fraction(2**-70) for p in pre)  # decided by the tiny input alone
+
+
+def test_sampled_inputs_stay_small_at_wide_fan_in():
+    # before: the cached samples were int64, 8 bytes per input bit (64 MiB at n = 2048,
+    # 512 MiB for four cached layers of an n = 4096 model); now int8, summed in blocks
+    import tracemalloc
+
+    from roon.kernels.sampled import count_sampled, sample_inputs
+
+    n, samples = 2048, 4096
+    w = np.sort(np.random.default_rng(1).normal(size=n))
+    sample_inputs.cache_clear()
+    tracemalloc.start()
+    try:
+        res = count_sampled(w, 0.1, "binary", samples=samples, seed=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sample_inputs.cache_clear()
+    assert peak < 3 * n * samples  # measured ~2 bytes per sampled input bit
+    x = sample_inputs("binary", n, samples, 3)
+    pre = [
+        sum(Fraction(float(v)) for v, xi in zip(w, row, strict=True) if xi) + Fraction(0.1)
+        for row in x[:64].tolist()
+    ]
+    bits = int(res.key.rsplit("|", 1)[1], 16)
+    assert [(bits >> i) & 1 for i in range(64)] == [int(p > 0) for p in pre]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import roon
-from roon.errors import ModelFormatError, QueryError
+from roon.errors import InvalidArgumentError, ModelFormatError
 from roon.kernels import SignatureBatch, signatures
 from roon.kernels.result import (
     FRAGILE_MARGIN,
@@ -175,9 +175,11 @@ def test_lazy_top_level_exports():
 
 
 def test_progress_reports_neurons_done():
-    seen: list[int] = []
-    signatures(np.zeros((5, 3)), np.ones(5), progress=seen.append)
+    events: list = []
+    signatures(np.zeros((5, 3)), np.ones(5), progress=events.append)
+    seen = [e.done for e in events]
     assert seen and seen[-1] == 5 and seen == sorted(seen)
+    assert {(e.task, e.total) for e in events} == {("neurons", 5)}
 
 
 # ---------------------------------------------------------------- validation
@@ -196,19 +198,19 @@ def test_non_finite_values_are_model_format_errors(bad):
     [(np.zeros((2, 3)), np.zeros(3)), (np.zeros((2, 3, 1)), np.zeros(2)), ([[1, 2], [3]], [0, 0])],
 )
 def test_bad_shapes_are_query_errors(weights, bias):
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(InvalidArgumentError) as err:
         signatures(weights, bias)
     assert "\n" not in str(err.value)
 
 
 def test_unknown_domain_and_bad_limits():
-    with pytest.raises(QueryError, match="domain"):
+    with pytest.raises(InvalidArgumentError, match="domain"):
         signatures([[1.0]], [0.0], domain="ternary")
-    with pytest.raises(QueryError, match="exhaustive_limit"):
+    with pytest.raises(InvalidArgumentError, match="exhaustive_limit"):
         signatures([[1.0]], [0.0], exhaustive_limit=-1)
-    with pytest.raises(QueryError, match="table_limit"):
+    with pytest.raises(InvalidArgumentError, match="table_limit"):
         signatures([[1.0]], [0.0], table_limit="x")
-    with pytest.raises(QueryError, match="dtype"):
+    with pytest.raises(InvalidArgumentError, match="dtype"):
         signatures(np.array([[1 + 1j]]), [0.0])
 
 
@@ -287,3 +289,32 @@ def test_cli_signed_table_and_errors():
     assert result.exit_code == 0 and "3,2,2" in result.stdout
     bad = runner.invoke(app, ["signature", "--weights", "0.7,x"])
     assert bad.exit_code == 1 and "--weights" in bad.stderr
+
+
+def test_uncertain_binary_rows_without_a_table_take_the_mitm_slow_path(monkeypatch):
+    # before: every uncertain row enumerated all 2^n inputs on Python ints (4 s per neuron
+    # at n = 24, the GPU default limit); binary rows without a table now count by MITM on
+    # the same exact integers, with the same result in every field
+    import importlib
+
+    from roon.kernels.exhaustive import exhaustive_exact
+
+    sigmod = importlib.import_module("roon.kernels.signatures")
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(6, 14))
+    w[:, 0] = 2.0**-70 * 1.2345  # a rounded int64 row ...
+    w[:, 2] = -w[:, 1]  # ... with exact ties (x_1 = x_2 = 1, the rest 0): uncertain
+    b = np.zeros(6)
+    b[3] = float(rng.normal())
+    want = []
+    for i in range(6):
+        ws = np.sort(w[i])
+        counts, denom = exhaustive_exact(ws, b[i], "binary")
+        want.append(sigmod._neurons(counts, [denom], ws[None, :], "binary", False)[0])
+    calls = []
+    monkeypatch.setattr(sigmod, "exhaustive_exact", lambda *a, **k: calls.append(a))
+    for backend in ("ref", "auto"):
+        got = signatures(w, b, backend=backend)
+        assert list(got) == want
+    assert not calls
+    assert [g.margin == 0.0 for g in want] == [True] * 3 + [False] + [True] * 2

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import roon.kernels.dispatch as dispatch
-from roon.errors import KernelUnavailableError, QueryError
+from roon.errors import InvalidArgumentError, KernelUnavailableError
 from roon.kernels import signatures
 from roon.kernels.cpu import cpu_missing
 
 HAS_CPU = cpu_missing() is None
-NO_GPU = dispatch._gpu_missing() is not None
+NO_GPU = dispatch.gpu_missing() is not None
 
 # the module, not the function that roon.kernels re-exports under the same name
 sigmod = importlib.import_module("roon.kernels.signatures")
@@ -65,10 +65,12 @@ def test_environment_variable_is_honoured(clean_env):
 
 
 def test_unknown_backend_names_are_clear_errors(clean_env):
-    with pytest.raises(QueryError, match="unknown backend 'cuda'.*auto, ref, cpu, triton"):
+    with pytest.raises(
+        InvalidArgumentError, match="unknown backend 'cuda'.*auto, ref, cpu, triton"
+    ):
         signatures([[1.0]], [0.0], backend="cuda")
     clean_env.setenv("ROON_BACKEND", "fast")
-    with pytest.raises(QueryError, match="ROON_BACKEND"):
+    with pytest.raises(InvalidArgumentError, match="ROON_BACKEND"):
         signatures([[1.0]], [0.0])
 
 
@@ -134,3 +136,19 @@ def test_slow_path_runs_only_for_uncertain_rows(clean_env):
     out = signatures(w, [0.0, 0.0, 0.25])
     assert calls == [[-1.0, 1e-300, 1.0]]  # only the row rounded to int64 with a near tie
     assert out.truth_table[0] == "d4"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "domain, n", [("binary", 8), ("binary", 20), ("binary", 24), ("signed", 9)]
+)
+def test_triton_on_a_gpu_agrees_with_the_reference_bit_for_bit(domain, n):
+    rng = np.random.default_rng(n)
+    w = rng.normal(size=(33, n)).astype(np.float32)
+    w[:5] = np.round(w[:5] * 4) / 4  # exact ties: sums of quarters land on 0
+    b = rng.normal(size=33).astype(np.float32)
+    b[:5] = 0.0
+    limit = {"exhaustive_limit": n}
+    gpu = signatures(w, b, domain=domain, backend="triton", **limit).to_dicts()
+    ref = signatures(w, b, domain=domain, backend="ref", **limit).to_dicts()
+    assert gpu == ref

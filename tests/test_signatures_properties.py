@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -115,3 +116,55 @@ def test_relevant_inputs_are_those_the_table_depends_on(weights, bias, domain):
         faces = [cube.take(d, axis=n - 1 - i) for d in range(r)]
         depends += any(not np.array_equal(faces[0], f) for f in faces[1:])
     assert got.relevant == depends
+
+
+def _p_canonical(weights: list[float], bias: float, domain: str) -> tuple[int, ...]:
+    """Lexicographically least truth table over every input order (Fraction arithmetic)."""
+    import itertools
+
+    vals = (0, 1) if domain == "binary" else (-1, 0, 1)
+    n = len(weights)
+    fw, fb = [Fraction(w) for w in weights], Fraction(bias)
+    best = None
+    for perm in itertools.permutations(range(n)):
+        table = tuple(
+            int(sum(fw[perm[i]] * x[i] for i in range(n)) + fb > 0)
+            for x in itertools.product(vals, repeat=n)
+        )
+        best = table if best is None or table < best else best
+    assert best is not None
+    return best
+
+
+@pytest.mark.parametrize("domain, n", [("binary", 4), ("signed", 3)])
+def test_equal_hash_iff_permutation_equivalent_whatever_the_method(domain, n):
+    # the hash is a function of the function: neurons with *different* weights, each
+    # computed by another method or backend, share a hash exactly when some input
+    # permutation maps one function onto the other (brute force over all n! orders)
+    rng = np.random.default_rng(5)
+    methods = [
+        {"backend": "ref"},
+        {"backend": "auto"},
+        {"exhaustive_limit": 0},  # mitm / reduced
+        {"exhaustive_limit": 0, "mitm_limit": 0},  # dp (binary) / reduced (signed)
+    ]
+    rows, hashes, canon = [], [], []
+    for trial in range(90):
+        w = rng.integers(-3, 4, n) * 0.5
+        b = float(rng.integers(-4, 5)) * 0.25
+        if trial % 3 == 1:  # the same functions again, other weights: scaled, permuted
+            w, b = rng.permutation(w) * 3.0, b * 3.0
+        elif trial % 3 == 2:  # a wide binade span: rounded int64 rows
+            w = w + rng.choice([0.0, 2.0**-60, -(2.0**-70)], n)
+        method = methods[trial % len(methods)]
+        if trial % 3 == 2 and "mitm_limit" in method:  # no DP for these weights
+            method = methods[2]
+        got = signatures([w], [b], domain, **method)[0]
+        assert got.exact
+        rows.append((w.tolist(), b))
+        hashes.append(got.hash)
+        canon.append(_p_canonical(w.tolist(), b, domain))
+    assert len(set(canon)) > 10 and len(set(canon)) < len(canon)  # collisions do occur
+    for i in range(len(rows)):
+        for j in range(i):
+            assert (hashes[i] == hashes[j]) == (canon[i] == canon[j]), (rows[i], rows[j])

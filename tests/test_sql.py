@@ -5,21 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures import abs_net, and_or_net, random_mlp
+from fixtures import abs_net, and_or_net, random_mlp, store_model
 from roon.schema import TABLES, table_schema
 
 from roon import QueryError
-from roon.ingest import catalogue as cat
 from roon.query.scan import run_sql, scan_catalogue
+from roon.store import open_catalogue
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    root = cat.open_catalogue(tmp_path / "cat", create=True)
+    root = open_catalogue(tmp_path / "cat", create=True)
     for m in (abs_net(), and_or_net(), random_mlp(seed=3)):
-        cat.write_model(root, m)
+        store_model(root, m)
     return root
 
 
@@ -32,7 +32,7 @@ def test_views_count_rows(root: Path):
 
 
 def test_views_have_the_schema_columns_even_when_empty(tmp_path: Path):
-    root = cat.open_catalogue(tmp_path / "empty", create=True)
+    root = open_catalogue(tmp_path / "empty", create=True)
     con = scan_catalogue(root)
     for name in TABLES:
         cols = [r[0] for r in con.sql(f'describe "{name}"').fetchall()]

@@ -14,8 +14,9 @@ from roon.schema import read_text, table_schema
 from typer.testing import CliRunner
 
 import roon
-from roon import MLP, Layer, QueryError
+from roon import MLP, InvalidArgumentError, Layer
 from roon.cli import app
+from roon.ingest.loaders import save_safetensors
 from roon.ingest.tokenize import (
     lcs_length,
     matching_characters,
@@ -100,7 +101,7 @@ def test_connection_tokens_by_hand():
     tokens = tokenize(m, kind="connection", keep=lambda bias, fan_in, weight: weight > bias)
     # target 0 (bias 0.75) keeps source 0; target 1 (bias -1) keeps sources 0 and 1
     assert tokens == ["L0:0->0;0->1;1->1;"]
-    with pytest.raises(QueryError, match="predicate"):
+    with pytest.raises(InvalidArgumentError, match="predicate"):
         tokenize(m, kind="connection")
 
 
@@ -168,14 +169,12 @@ def test_tokens_table_schema():
     assert table.column("position").to_pylist() == list(range(table.num_rows))
     assert set(table.column("step").to_pylist()) == {0.25}
     assert set(table.column("model_id").to_pylist()) == {m.id}
-    with pytest.raises(QueryError, match="step"):
+    with pytest.raises(InvalidArgumentError, match="step"):
         tokens_table(m, step=0)
 
 
 def test_compare_tokens_cli(tmp_path):
     from test_normalize_exact import permuted
-
-    from roon.ingest.loaders import save_safetensors
 
     m = random_mlp((4, 7, 3), seed=9)
     save_safetensors(m, tmp_path / "a.safetensors")
@@ -185,3 +184,20 @@ def test_compare_tokens_cli(tmp_path):
     assert plain["similarity"] < 1.0
     same = CliRunner().invoke(app, [*args, "--rules", "canonical"])
     assert same.exit_code == 0 and "similarity 1.0000" in same.output
+
+
+@pytest.mark.parametrize("step", [2.0**-6, 2.0**-30, 0.1, 3.0])
+def test_tokens_of_extreme_values_match_the_grammar(step):
+    from roon.ingest.tokenize import token_kind, tokenize
+
+    rng = np.random.default_rng(int(step * 2**30) % 2**32)
+    for exponent in (-12, 0, 12, 30):
+        w = rng.normal(size=(3, 4)) * 10.0**exponent
+        w[rng.random(w.shape) < 0.3] = -0.0  # the grammar has no '-0'
+        b = rng.normal(size=3) * 10.0**exponent
+        m32 = MLP([Layer(w.astype(np.float32), b.astype(np.float32))])
+        m64 = MLP([Layer(m32.layers[0].weight.astype(np.float64), m32.layers[0].bias)])
+        tokens = tokenize(m32, step=step)
+        assert [token_kind(t) for t in tokens] == ["layer", "neuron", "neuron", "neuron"]
+        if np.log2(step).is_integer():  # value / step is exact: float32 and float64 agree
+            assert tokenize(m64, step=step) == tokens

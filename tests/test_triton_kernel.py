@@ -28,7 +28,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 try:
     import roon.kernels.exhaustive_triton as kt
 
-    if not kt._interpreted():
+    if not kt.is_interpreted():
         kt = importlib.reload(kt)
 finally:
     if _saved is None:
@@ -120,7 +120,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import roon.kernels.exhaustive_triton as kt
 
-assert not kt._interpreted()
+assert not kt.is_interpreted()
 for fn, extra in ((kt._exhaustive_binary_kernel, {"LOG_A": 5}), (kt._exhaustive_signed_kernel, {})):
     sig = {name: "*i64" for name in ("W", "B", "TOL", "FIRE", "CHOW", "MINABS", "UNC", "TABLE")}
     sig.update({name: "i32" for name in ("N", "n", "n_inputs", "n_tiles", "table_cols", "SPLIT")})

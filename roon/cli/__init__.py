@@ -1,37 +1,19 @@
 """The ``roon`` command line: thin typer commands over the library.
 
-Every command parses its options and calls one library function. This module is the one
-place where a :class:`~roon.errors.RoonError` becomes a one-line message on stderr and
-exit code 1 (``--debug`` shows the traceback instead). Nothing heavy (torch, duckdb,
-pyarrow, neo4j) is imported here; commands import what they need when they run.
+Every command parses its options and calls one library function. Each command module
+exposes ``register(app)``; :class:`~roon.cli._common.RoonGroup` is the one place where a
+:class:`~roon.errors.RoonError` becomes a one-line message on stderr and exit code 1
+(``--debug`` shows the traceback instead). Nothing heavy (torch, duckdb, pyarrow, neo4j)
+is imported here; commands import what they need when they run.
 """
 
 from __future__ import annotations
 
-import traceback
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
-from roon.errors import RoonError
-
-_state = {"debug": False}
-
-
-class RoonGroup(TyperGroup):
-    """Command group that turns library errors into one line and exit code 1."""
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (RoonError, OSError) as exc:
-            if _state["debug"]:
-                traceback.print_exc()
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            typer.echo(f"roon: error: {message}", err=True)
-            raise typer.Exit(1) from None
-
+from roon.cli._common import STATE, RoonGroup
 
 app = typer.Typer(
     cls=RoonGroup,
@@ -62,7 +44,7 @@ def _root(
         bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
     ] = False,
 ) -> None:
-    _state["debug"] = debug
+    STATE["debug"] = debug
 
 
 def _register() -> None:

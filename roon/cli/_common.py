@@ -1,13 +1,36 @@
-"""Options and output helpers shared by the command modules."""
+"""What the command modules share: the error-handling group, options, output, progress."""
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from roon.errors import RoonError, one_line
+from roon.progress import Progress
+
+# Set by the root callback (``roon --debug``).
+STATE = {"debug": False}
+
+
+class RoonGroup(TyperGroup):
+    """Command group that turns library errors into one line and exit code 1."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (RoonError, OSError) as exc:
+            if STATE["debug"]:
+                traceback.print_exc()
+            typer.echo(f"roon: error: {one_line(exc) or type(exc).__name__}", err=True)
+            raise typer.Exit(1) from None
+
 
 CatalogueOption = Annotated[
     Path,
@@ -20,6 +43,14 @@ CatalogueOption = Annotated[
     ),
 ]
 DEFAULT_CATALOGUE = Path("roon-catalogue")
+
+
+class Domain(str, Enum):
+    """Signature domain of a layer's inputs."""
+
+    binary = "binary"
+    signed = "signed"
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -48,17 +79,44 @@ def compact_activations(activations: str) -> str:
     return ",".join(name if count == 1 else f"{name}×{count}" for name, count in runs)
 
 
-def progress_bar() -> Any:
-    """A transient rich progress bar on stderr (stdout stays clean for tables and JSON)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+class ProgressBars:
+    """The one adapter from :class:`roon.progress.Progress` events to rich bars.
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console(stderr=True),
-        transient=True,
-    )
+    One bar per event ``task`` (models, neurons, ...), created on its first event, drawn
+    on stderr so that stdout stays clean for tables and JSON; transient (gone when done).
+
+    Example:
+        >>> with ProgressBars() as bars:  # doctest: +SKIP
+        ...     roon.ingest_models(paths, "cat", progress=bars)
+    """
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console(stderr=True),
+            transient=True,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> ProgressBars:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def __call__(self, event: Progress) -> None:
+        from rich.markup import escape
+
+        task = self._tasks.get(event.task)
+        if task is None:
+            task = self._tasks[event.task] = self._bar.add_task(event.task, total=None)
+        label = f"{event.task} {escape(event.detail[:40])}" if event.detail else event.task
+        self._bar.update(task, completed=event.done, total=event.total, description=label)
 
 
 def print_json(obj: Any) -> None:

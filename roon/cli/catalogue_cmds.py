@@ -1,22 +1,23 @@
-"""Catalogue commands: ingest, models, show, sql."""
+"""Catalogue commands: ingest, reindex, models, show, sql."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
     CatalogueOption,
+    Domain,
     JsonOption,
+    ProgressBars,
     compact_activations,
     console,
     print_json,
     print_rows,
-    progress_bar,
 )
 
 
@@ -24,37 +25,6 @@ class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-class Domain(str, Enum):
-    binary = "binary"
-    signed = "signed"
-
-
-class _BarProgress:
-    """Draws a bar over models and one over neurons (stderr, so stdout stays clean)."""
-
-    def __init__(self, total_models: int) -> None:
-        self.bar = progress_bar()
-        self.models = self.bar.add_task("models ", total=total_models)
-        self.neurons = self.bar.add_task("neurons", total=0)
-
-    def __enter__(self) -> _BarProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def model_started(self, source: str, neurons: int) -> None:
-        self.bar.reset(self.neurons, total=max(neurons, 1))
-        self.bar.update(self.neurons, description=f"neurons of {Path(source).name[:28]}")
-
-    def neurons_done(self, count: int) -> None:
-        self.bar.advance(self.neurons, count)
-
-    def model_finished(self, result: Any) -> None:
-        self.bar.advance(self.models, 1)
 
 
 def ingest(
@@ -87,18 +57,17 @@ def ingest(
 
     files = expand_sources(paths)
     rules = [r.strip() for r in normalize.split(",") if r.strip()] if normalize else None
-    options = {
-        "activation": activation,
-        "input_domain": input_domain.value,
-        "min_weight": min_weight,
-        "normalize": rules,
-        "backend": backend,
-    }
-    if as_json:
-        results = ingest_models(files, catalogue, **options)
-    else:
-        with _BarProgress(len(files)) as progress:
-            results = ingest_models(files, catalogue, progress=progress, **options)
+    with ProgressBars() as bars:
+        results = ingest_models(
+            files,
+            catalogue,
+            activation=activation,
+            input_domain=input_domain.value,
+            min_weight=min_weight,
+            normalize=rules,
+            backend=backend,
+            progress=None if as_json else bars,
+        )
     failed = [r for r in results if r.status == "failed"]
     if as_json:
         print_json([r.__dict__ for r in results])
@@ -120,6 +89,56 @@ def ingest(
             f"failed {len(failed)} → {Path(catalogue)}"
         )
     if failed:
+        raise typer.Exit(1)
+
+
+def reindex(
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Only this model (id, id prefix or name); repeatable."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute every derived table, not only stale ones.")
+    ] = False,
+    backend: Annotated[
+        str, typer.Option(envvar="ROON_BACKEND", help="Signature backend: auto|ref|cpu|triton.")
+    ] = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute derived tables (signatures, tokens) from the stored weights.
+
+    Only tables that are missing or were computed by an older roon are redone, one model
+    at a time and atomically, so an interrupted reindex resumes where it stopped.
+
+    Example: roon reindex --catalogue cat
+    """
+    from roon.ingest.reindex import reindex_catalogue
+
+    with ProgressBars() as bars:
+        results = reindex_catalogue(
+            catalogue,
+            models=model,
+            force=force,
+            backend=backend,
+            progress=None if as_json else bars,
+        )
+    if as_json:
+        print_json([r.__dict__ for r in results])
+    else:
+        rows = [
+            (r.model_id[:12], r.name, r.status, ", ".join(r.tables), r.reason or "")
+            for r in results
+        ]
+        print_rows(["model", "name", "status", "tables", "reason"], rows)
+        counts = {
+            s: sum(r.status == s for r in results) for s in ("reindexed", "current", "failed")
+        }
+        console().print(
+            f"reindexed {counts['reindexed']}, already current {counts['current']}, "
+            f"failed {counts['failed']}"
+        )
+    if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
 
@@ -228,6 +247,7 @@ def sql(
 
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
+    app.command()(reindex)
     app.command()(models)
     app.command()(show)
     app.command()(sql)

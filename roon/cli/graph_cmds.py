@@ -16,24 +16,18 @@ from typing import Annotated, Any
 
 import typer
 
-from roon.cli import RoonGroup
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
     CatalogueOption,
     JsonOption,
+    ProgressBars,
+    RoonGroup,
     console,
     print_json,
     print_rows,
-    progress_bar,
 )
 from roon.errors import GraphStoreError
-
-graph_app = typer.Typer(
-    cls=RoonGroup,
-    name="graph",
-    help="The Neo4j layer graph: apply its schema, push the catalogue, export for bulk import.",
-    no_args_is_help=True,
-)
+from roon.query.neo4j import DEFAULT_BATCH_SIZE, DEFAULT_DATABASE, DEFAULT_URI, DEFAULT_USER
 
 UriOption = Annotated[
     str,
@@ -46,11 +40,6 @@ DatabaseOption = Annotated[
     str,
     typer.Option("--database", envvar="NEO4J_DATABASE", help="Database (env NEO4J_DATABASE)."),
 ]
-# Plain literals so that `roon --help` imports nothing of the graph code; a test pins
-# them to roon.query.graph_store's defaults.
-DEFAULT_URI = "neo4j://localhost:7687"
-DEFAULT_USER = "neo4j"
-DEFAULT_DATABASE = "neo4j"
 
 
 class ExportFormat(str, Enum):
@@ -68,12 +57,11 @@ def _password() -> str:
 
 
 def _connect(uri: str, user: str, database: str) -> Any:
-    from roon.query.graph_store import connect
+    from roon.query.neo4j.connection import connect
 
     return connect(uri, user, _password(), database=database)
 
 
-@graph_app.command("init")
 def init(
     uri: UriOption = DEFAULT_URI,
     user: UserOption = DEFAULT_USER,
@@ -83,7 +71,8 @@ def init(
 
     Example: NEO4J_PASSWORD=... roon graph init --uri neo4j://localhost:7687
     """
-    from roon.query.graph_store import display_uri, init_schema
+    from roon.query.neo4j.connection import display_uri
+    from roon.query.neo4j.schema import init_schema
 
     with _connect(uri, user, database) as store:
         statements = init_schema(store)
@@ -92,30 +81,6 @@ def init(
     )
 
 
-class _PushBar:
-    """A bar over the models being pushed, with the rows sent so far (on stderr)."""
-
-    def __init__(self) -> None:
-        self.bar = progress_bar()
-        self.task = self.bar.add_task("models", total=None)
-
-    def __enter__(self) -> _PushBar:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def __call__(self, event: Any) -> None:
-        self.bar.update(
-            self.task,
-            total=event.models_total,
-            completed=event.models_done,
-            description=f"model {event.model_id[:12]} · {event.rows_sent:,} rows",
-        )
-
-
-@graph_app.command("push")
 def push(
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
     uri: UriOption = DEFAULT_URI,
@@ -123,7 +88,7 @@ def push(
     database: DatabaseOption = DEFAULT_DATABASE,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per UNWIND transaction.")
-    ] = 1000,
+    ] = DEFAULT_BATCH_SIZE,
     min_weight: Annotated[
         float,
         typer.Option("--min-weight", min=0.0, help="Send only FEEDS with |weight| >= this."),
@@ -136,15 +101,16 @@ def push(
 
     Example: NEO4J_PASSWORD=... roon graph push --catalogue cat --min-weight 0.05
     """
-    from roon.query.graph_store import push_catalogue
+    from roon.query.neo4j.push import push_catalogue
 
-    with _connect(uri, user, database) as store:
-        options = {"batch_size": batch_size, "min_weight": min_weight}
-        if as_json:
-            summary = push_catalogue(store, catalogue, **options)
-        else:
-            with _PushBar() as bar:
-                summary = push_catalogue(store, catalogue, progress=bar, **options)
+    with _connect(uri, user, database) as store, ProgressBars() as bars:
+        summary = push_catalogue(
+            store,
+            catalogue,
+            batch_size=batch_size,
+            min_weight=min_weight,
+            progress=None if as_json else bars,
+        )
     if as_json:
         print_json(summary.__dict__)
         return
@@ -161,7 +127,6 @@ def push(
     )
 
 
-@graph_app.command("export")
 def export(
     directory: Annotated[Path, typer.Argument(help="Output directory for the CSV files.")],
     export_format: Annotated[
@@ -181,7 +146,7 @@ def export(
 
     Example: roon graph export --format neo4j-admin neo4j-import --catalogue cat
     """
-    from roon.query.neo4j_export import export_neo4j_admin
+    from roon.query.neo4j.export import export_neo4j_admin
 
     summary = export_neo4j_admin(catalogue, directory, min_weight=min_weight, database=database)
     if as_json:
@@ -214,8 +179,8 @@ def cypher(
 
     Example: roon cypher "MATCH (m:Model) WHERE m.n_layers >= $n RETURN m.name" --param n=2
     """
-    from roon.query.cypher import parse_params
-    from roon.query.graph_store import run_read_query
+    from roon.query.neo4j.read import run_read_query
+    from roon.query.neo4j.statements import parse_params
 
     params = parse_params(param or [])
     with _connect(uri, user, database) as store:
@@ -227,6 +192,15 @@ def cypher(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``roon graph ...`` and ``roon cypher`` to the app."""
-    app.add_typer(graph_app, name="graph")
+    """Add ``roon graph init|push|export`` and ``roon cypher`` to the app."""
+    graph = typer.Typer(
+        cls=RoonGroup,
+        name="graph",
+        help="The Neo4j layer graph: apply its schema, push the catalogue, export for bulk import.",
+        no_args_is_help=True,
+    )
+    graph.command("init")(init)
+    graph.command("push")(push)
+    graph.command("export")(export)
+    app.add_typer(graph, name="graph")
     app.command("cypher")(cypher)

@@ -1,48 +1,26 @@
 """Normalizer and token commands: normalize, lineage, compare-tokens.
 
-MODEL arguments are a model file (loaded with ``roon.ingest.loaders.load_model``) or,
-when no such file exists, a catalogue reference (id, id prefix or name).
+MODEL arguments are a model file or, when no such file exists, a catalogue reference
+(id, id prefix or name), resolved by :func:`roon.store.load_model_ref`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from roon.cli._common import DEFAULT_CATALOGUE, CatalogueOption, JsonOption, console, print_json
-from roon.errors import ModelFormatError, QueryError
+from roon.errors import InvalidArgumentError
+from roon.ingest.tokenize import DEFAULT_STEP as DEFAULT_TOKEN_STEP
 
 RULE_HELP = (
     "Comma-separated rules, applied in order: zero-out, constant, exact-duplicates, "
     "rescale, canonical (exact); dead, duplicates, low-variance (approximate); "
     "preset 'exact' = constant,exact-duplicates,zero-out,rescale,canonical."
 )
-DEFAULT_TOKEN_STEP = 2.0**-6  # = roon.ingest.tokenize.DEFAULT_STEP (kept literal: no import)
-
-
-def _load(ref: str, catalogue: Path) -> Any:
-    """A model from a file path, else from the catalogue."""
-    from roon.errors import CatalogueError
-
-    path = Path(ref).expanduser()
-    if path.is_file():
-        from roon.ingest.loaders import load_model
-
-        return load_model(path)
-    from roon.ingest.catalogue import load_catalogued_model, open_catalogue, resolve_model
-
-    try:
-        root = open_catalogue(catalogue)
-    except CatalogueError:
-        raise CatalogueError(
-            f"{ref!r} is not a file, and there is no catalogue at {catalogue} to look it up in"
-        ) from None
-    return load_catalogued_model(root, resolve_model(root, ref))
 
 
 def _bounds(text: str | None) -> tuple[float, float] | None:
@@ -51,26 +29,8 @@ def _bounds(text: str | None) -> tuple[float, float] | None:
     try:
         lo, hi = (float(part) for part in text.split(","))
     except ValueError:
-        raise QueryError(f"--input-bounds {text!r}; give LO,HI such as 0,1") from None
+        raise InvalidArgumentError(f"--input-bounds {text!r}; give LO,HI such as 0,1") from None
     return lo, hi
-
-
-def _stage(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` (fsynced); the caller renames it.
-
-    Staging the report before the model is written means a report path that cannot be
-    written fails before anything is.
-    """
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is not a secret
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return Path(tmp)
 
 
 def normalize(
@@ -106,28 +66,19 @@ def normalize(
     domain: Annotated[
         str | None, typer.Option(help="canonical: signature domain of the inputs (binary).")
     ] = None,
+    backend: Annotated[
+        str, typer.Option(envvar="ROON_BACKEND", help="Signature backend: auto|ref|cpu|triton.")
+    ] = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Normalize a model with a pipeline of rules; write the result and a JSON report.
 
     Example: roon normalize net.pt --rules dead,duplicates,rescale,canonical -o net.norm.safetensors
     """
-    from roon.ingest.normalize import normalization_report
-    from roon.ingest.normalize import normalize as run_rules
+    from roon.ingest.normalize_job import normalize_model
 
-    bounds = _bounds(input_bounds)
-    if output is not None:
-        report = report or output.with_suffix(".json")
-        if report.resolve() == output.resolve():
-            raise QueryError(
-                f"{output}: the report would overwrite the model; name OUT *.safetensors "
-                "or give --report another path"
-            )
-    for path in (output, report):
-        if path is not None and path.is_dir():
-            raise QueryError(f"{path}: is a directory; give a file name")
     given = {
-        "input_bounds": bounds,
+        "input_bounds": _bounds(input_bounds),
         "dead_threshold": dead_threshold,
         "duplicate_threshold": duplicate_threshold,
         "duplicate_eps": duplicate_eps,
@@ -135,38 +86,20 @@ def normalize(
         "variance_threshold": variance_threshold,
         "domain": domain,
     }
-    params = {k: v for k, v in given.items() if v is not None}
-    parent = _load(model, catalogue)
-    child, steps = run_rules(parent, rules, **params)
-    summary = normalization_report(parent, child, steps, input_bounds=bounds)
-    written = []
-    staged = _stage(report, json.dumps(summary, indent=2) + "\n") if report else None
-    try:
-        if output is not None:
-            from roon.ingest.loaders import save_safetensors
-
-            save_safetensors(child, output)
-            written.append(str(output))
-        if report is not None and staged is not None:
-            os.replace(staged, report)
-            written.append(str(report))
-    finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)  # still there only when something failed
-    if store:
-        from roon.ingest.catalogue import open_catalogue, write_lineage
-        from roon.ingest.normalize import lineage_table
-        from roon.ingest.pipeline import ingest_model
-
-        root = open_catalogue(catalogue, create=True)
-        for m in (parent, child):
-            ingest_model(m, root)
-        summary["lineage_rows_added"] = write_lineage(root, lineage_table(steps))
-        written.append(str(root))
+    summary = normalize_model(
+        model,
+        rules,
+        catalogue=catalogue,
+        output=output,
+        report=report,
+        store=store,
+        backend=backend,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     if as_json:
         print_json(summary)
         return
-    _print_steps(summary, written)
+    _print_steps(summary, summary["written"])
 
 
 def _print_steps(summary: dict[str, Any], written: list[str]) -> None:
@@ -232,14 +165,9 @@ def lineage(
     """
     from rich.tree import Tree
 
-    from roon.ingest.catalogue import open_catalogue, read_table
-    from roon.ingest.normalize import lineage_tree, resolve_lineage_ref
+    from roon.query.lineage import lineage_of
 
-    root = open_catalogue(catalogue)
-    focus = resolve_lineage_ref(root, model)
-    models = read_table(root, "models").select(["model_id", "name"]).to_pylist()
-    names = {r["model_id"]: r["name"] for r in models}
-    trees = lineage_tree(read_table(root, "lineage").to_pylist(), focus, names)
+    focus, trees = lineage_of(catalogue, model)
     if as_json:
         print_json(trees)
         return
@@ -278,8 +206,9 @@ def compare_tokens(
     Example: roon compare-tokens a.pt b.pt --rules rescale,canonical
     """
     from roon.ingest.tokenize import token_similarity, tokenize
+    from roon.store import load_model_ref
 
-    models = [_load(ref, catalogue) for ref in (a, b)]
+    models = [load_model_ref(ref, catalogue) for ref in (a, b)]
     if rules:
         from roon.ingest.normalize import normalize as run_rules
 

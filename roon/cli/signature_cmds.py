@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
 
-from roon.cli._common import JsonOption, print_json, print_rows
-
-
-class Domain(str, Enum):
-    binary = "binary"
-    signed = "signed"
+from roon.cli._common import Domain, JsonOption, print_json, print_rows
 
 
 def _numbers(text: str, option: str) -> list[float]:
-    from roon.errors import QueryError
+    from roon.errors import InvalidArgumentError
 
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     try:
         return [float(p) for p in parts]
     except ValueError:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"{option} {text!r} is not a comma-separated list of numbers; e.g. {option} 0.7,0.7"
         ) from None
 

@@ -1,8 +1,9 @@
 """``ingest_models``: files in, catalogue rows out.
 
-For each source: load → (normalize) → signatures per layer → tokens → one atomic commit.
-A source that fails is reported with its reason and the others go on; a model already in
-the catalogue is skipped before any expensive work.
+For each source: load → (normalize) → structural rows and derived tables (signatures,
+tokens) → one atomic commit through :mod:`roon.store`. A source that fails is reported
+with its reason and the others go on; a model already in the catalogue is skipped before
+any expensive work.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from roon.errors import CatalogueError, RoonError
+from roon.errors import CatalogueError, RoonError, one_line
 from roon.mlp import MLP
+from roon.progress import ProgressCallback, emit
 
-__all__ = ["IngestResult", "IngestProgress", "expand_sources", "ingest_models", "ingest_model"]
+__all__ = ["IngestResult", "expand_sources", "ingest_models", "ingest_model", "store_derivation"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,6 @@ class IngestResult:
     notes: tuple[str, ...] = ()
     reason: str | None = None
     parent_id: str | None = None
-
-
-class IngestProgress(Protocol):
-    """Callbacks the CLI implements to draw progress bars (all optional no-ops)."""
-
-    def model_started(self, source: str, neurons: int) -> None: ...
-
-    def neurons_done(self, count: int) -> None: ...
-
-    def model_finished(self, result: IngestResult) -> None: ...
 
 
 def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -89,40 +81,6 @@ def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(unique)
 
 
-def _signature_table(mlp: MLP, domains: Sequence[str], backend: str, progress: Any) -> Any:
-    import pyarrow as pa
-
-    from roon.ingest.rows import neuron_ids
-    from roon.kernels import signatures
-
-    parts = []
-    for i, layer in enumerate(mlp.layers):
-        report = None
-        if progress is not None:
-            done = [0]
-
-            def report(total: int, done: list[int] = done) -> None:
-                # signatures() reports a running total; the bar wants increments
-                progress.neurons_done(total - done[0])
-                done[0] = total
-
-        batch = signatures(
-            layer.weight, layer.bias, domain=domains[i], backend=backend, progress=report
-        )
-        table = batch.to_arrow()
-        n = layer.width
-        head = {
-            "neuron_id": neuron_ids(mlp.id, i, range(n)),
-            "model_id": pa.array([mlp.id] * n),
-            "layer": pa.array([i] * n, type=pa.int32()),
-            "neuron": pa.array(range(n), type=pa.int32()),
-        }
-        for pos, (name, column) in enumerate(head.items()):
-            table = table.add_column(pos, name, column)
-        parts.append(table)
-    return pa.concat_tables(parts)
-
-
 def ingest_model(
     mlp: MLP,
     catalogue: Path,
@@ -130,23 +88,68 @@ def ingest_model(
     input_domain: str = "binary",
     min_weight: float = 0.0,
     backend: str = "auto",
-    progress: IngestProgress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> bool:
-    """Compute signatures and tokens of one model and commit it. False if already present."""
-    from roon.ingest.catalogue import has_model, write_model
-    from roon.ingest.rows import layer_domains
-    from roon.ingest.tokenize import tokens_table
+    """Compute the rows of one model and commit it. False if it was already present.
+
+    Args:
+        mlp: the model.
+        catalogue: an opened catalogue (:func:`roon.store.open_catalogue`).
+        input_domain: signature domain of the model inputs (``binary`` or ``signed``).
+        min_weight: store only edges with ``|w| >= min_weight``.
+        backend: signature backend.
+        progress: ``neurons`` events while its signatures are computed.
+    """
+    from roon.ingest.derived import DERIVED_TABLES, derived_tables
+    from roon.ingest.rows import layer_domains, model_tables
+    from roon.store import has_model, write_model
 
     if has_model(catalogue, mlp.id):
         return False
     domains = layer_domains(mlp, input_domain)
-    extra = {
-        "signatures": _signature_table(mlp, domains, backend, progress),
-        "tokens": tokens_table(mlp),
-    }
-    return write_model(
-        catalogue, mlp, min_weight=min_weight, input_domain=input_domain, extra_tables=extra
+    tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain)
+    tables.update(derived_tables(mlp, domains, backend=backend, progress=progress))
+    return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES)
+
+
+def store_derivation(
+    catalogue: Path,
+    parent: MLP,
+    child: MLP,
+    steps: Sequence[Any],
+    *,
+    input_domain: str = "binary",
+    min_weight: float = 0.0,
+    backend: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> tuple[bool, bool, int]:
+    """Store a model, a model derived from it by normalizer steps, and the lineage rows.
+
+    What ``roon ingest --normalize`` and ``roon normalize --store`` both do.
+
+    Returns:
+        ``(parent written, child written, lineage rows added)``.
+    """
+    from roon.ingest.normalize import lineage_table
+    from roon.store import write_rows
+
+    wrote_parent, wrote_child = (
+        ingest_model(
+            m,
+            catalogue,
+            input_domain=input_domain,
+            min_weight=min_weight,
+            backend=backend,
+            progress=progress,
+        )
+        for m in (parent, child)
     )
+    added = write_rows(catalogue, "lineage", lineage_table(steps)) if steps else 0
+    return wrote_parent, wrote_child, added
+
+
+def _label(source: Path | Any) -> str:
+    return str(source) if isinstance(source, Path) else f"<module {type(source).__name__}>"
 
 
 def _ingest_source(
@@ -155,38 +158,50 @@ def _ingest_source(
     *,
     activation: str | None,
     normalize: Sequence[str] | None,
-    options: dict[str, Any],
-    progress: IngestProgress | None,
+    input_domain: str,
+    min_weight: float,
+    backend: str,
+    progress: ProgressCallback | None,
 ) -> IngestResult:
-    from roon.ingest.catalogue import has_model, write_lineage
     from roon.ingest.loaders import load_model
+    from roon.store import has_model
 
-    label = str(source) if isinstance(source, Path) else f"<module {type(source).__name__}>"
     mlp = load_model(source, activation=activation)
     notes = []
     load = mlp.provenance[0] if mlp.provenance else {}
     if load.get("activation_assumed"):
         hidden = mlp.activations[0] if len(mlp.layers) > 1 else mlp.activations[-1]
         notes.append(f"activation {hidden} assumed (the file stores none)")
-    targets = [mlp]
-    steps: list[Any] = []
-    if normalize:
-        from roon.ingest.normalize import lineage_table
+    if not normalize:
+        written = ingest_model(
+            mlp,
+            catalogue,
+            input_domain=input_domain,
+            min_weight=min_weight,
+            backend=backend,
+            progress=progress,
+        )
+        final = mlp
+    else:
         from roon.ingest.normalize import normalize as run_rules
 
-        final, steps = run_rules(mlp, list(normalize))
-        targets.append(final)
+        final, steps = run_rules(mlp, list(normalize), backend=backend)
         notes.append(f"normalized by {','.join(normalize)} from {mlp.id[:12]}")
-    final = targets[-1]
-    if progress:
-        pending = sum(m.n_neurons for m in targets if not has_model(catalogue, m.id))
-        progress.model_started(label, pending)
-    written = [ingest_model(m, catalogue, progress=progress, **options) for m in targets]
-    if steps:
-        write_lineage(catalogue, lineage_table(steps))
+        pending = sum(m.n_neurons for m in (mlp, final) if not has_model(catalogue, m.id))
+        emit(progress, "neurons", 0, pending, mlp.name or "")
+        _, written, _ = store_derivation(
+            catalogue,
+            mlp,
+            final,
+            steps,
+            input_domain=input_domain,
+            min_weight=min_weight,
+            backend=backend,
+            progress=progress,
+        )
     return IngestResult(
-        source=label,
-        status="ingested" if written[-1] else "present",
+        source=_label(source),
+        status="ingested" if written else "present",
         model_id=final.id,
         name=final.name,
         neurons=final.n_neurons,
@@ -204,7 +219,7 @@ def ingest_models(
     min_weight: float = 0.0,
     normalize: Sequence[str] | None = None,
     backend: str = "auto",
-    progress: IngestProgress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -217,7 +232,8 @@ def ingest_models(
         normalize: normalizer rule names to apply; the original model, the normalized
             one and the lineage between them are stored.
         backend: signature backend (``auto``, ``ref``, ``cpu``, ``triton``).
-        progress: callbacks for progress bars.
+        progress: ``models`` events (one per source) and ``neurons`` events (within the
+            model being ingested).
 
     Returns:
         One :class:`IngestResult` per source, in order. Failures do not raise.
@@ -225,29 +241,30 @@ def ingest_models(
     Raises:
         CatalogueError: the catalogue cannot be opened, or a path matches no files.
     """
-    from roon.ingest.catalogue import open_catalogue
+    from roon.store import open_catalogue
 
     root = open_catalogue(catalogue, create=True)
     sources = list(sources)
     paths = [s for s in sources if isinstance(s, str | os.PathLike)]
     modules = [s for s in sources if not isinstance(s, str | os.PathLike)]
     items: list[Any] = [*expand_sources(paths), *modules]
-    options = {"input_domain": input_domain, "min_weight": min_weight, "backend": backend}
     results = []
-    for item in items:
+    for number, item in enumerate(items):
+        label = _label(item)
+        emit(progress, "models", number, len(items), Path(label).name)
         try:
             result = _ingest_source(
                 item,
                 root,
                 activation=activation,
                 normalize=normalize,
-                options=options,
+                input_domain=input_domain,
+                min_weight=min_weight,
+                backend=backend,
                 progress=progress,
             )
         except RoonError as exc:
-            label = str(item) if isinstance(item, Path) else f"<module {type(item).__name__}>"
-            result = IngestResult(source=label, status="failed", reason=str(exc))
-        if progress:
-            progress.model_finished(result)
+            result = IngestResult(source=label, status="failed", reason=one_line(exc))
+        emit(progress, "models", number + 1, len(items), Path(label).name)
         results.append(result)
     return results

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from roon import __version__
+from roon.errors import InvalidArgumentError
 from roon.mlp import MLP, NONNEGATIVE_ACTIVATIONS
 from roon.schema import table_schema
 
@@ -45,7 +46,9 @@ def layer_domains(mlp: MLP, input_domain: str = "binary") -> list[str]:
     on), and ``signed`` ones otherwise (``relu(-x)`` must differ from a dead neuron).
     """
     if input_domain not in INPUT_DOMAINS:
-        raise ValueError(f"input domain {input_domain!r}; expected one of {INPUT_DOMAINS}")
+        raise InvalidArgumentError(
+            f"input domain {input_domain!r}; expected one of {INPUT_DOMAINS}"
+        )
     domains = [input_domain]
     for prev in mlp.layers[:-1]:
         domains.append("binary" if prev.activation in NONNEGATIVE_ACTIVATIONS else "signed")

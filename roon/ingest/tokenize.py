@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.mlp import MLP
 
 __all__ = [
@@ -84,9 +84,11 @@ def token_kind(token: str) -> str | None:
 
 def _check_step(step: float) -> float:
     if isinstance(step, bool) or not isinstance(step, int | float | np.floating):
-        raise QueryError(f"quantization step {step!r} is not a number")
+        raise InvalidArgumentError(f"quantization step {step!r} is not a number")
     if not (math.isfinite(step) and step > 0):
-        raise QueryError(f"quantization step {step!r}; give a finite number > 0 (e.g. 0.015625)")
+        raise InvalidArgumentError(
+            f"quantization step {step!r}; give a finite number > 0 (e.g. 0.015625)"
+        )
     return float(step)
 
 
@@ -96,7 +98,7 @@ def quantize(values: Any, step: float = DEFAULT_STEP) -> np.ndarray:
     with np.errstate(over="ignore"):
         q = np.rint(np.asarray(values, dtype=np.float64) / step)
     if not np.all(np.isfinite(q)):
-        raise QueryError(f"quantization step {step} is too small for these weights")
+        raise InvalidArgumentError(f"quantization step {step} is too small for these weights")
     if q.size == 0 or np.max(np.abs(q)) < 2.0**62:
         return q.astype(np.int64)
     return np.array([int(v) for v in q.ravel()], dtype=object).reshape(q.shape)
@@ -170,16 +172,18 @@ def tokenize(
         keep: predicate ``keep(bias=, fan_in=, weight=) -> bool`` for connections.
 
     Raises:
-        QueryError: an unknown kind, a bad step, or ``connection`` without ``keep``.
+        InvalidArgumentError: an unknown kind, a bad step, or ``connection`` without ``keep``.
     """
     step = _check_step(step)
     if kind == "model":
         return [r[4] for r in _records(mlp, step, None)]
     if kind == "connection":
         if keep is None:
-            raise QueryError("connection tokens need a keep(bias=, fan_in=, weight=) predicate")
+            raise InvalidArgumentError(
+                "connection tokens need a keep(bias=, fan_in=, weight=) predicate"
+            )
         return [connection_token(i, la.weight, la.bias, keep) for i, la in enumerate(mlp.layers)]
-    raise QueryError(f"unknown token kind {kind!r}; use 'model' or 'connection'")
+    raise InvalidArgumentError(f"unknown token kind {kind!r}; use 'model' or 'connection'")
 
 
 def tokens_table(mlp: MLP, *, step: float = DEFAULT_STEP, keep: Keep | None = None) -> Any:
@@ -346,4 +350,4 @@ def token_similarity(
         return 2.0 * matching_characters(sa, sb) / (len(sa) + len(sb))
     if method == "lcs":
         return 2.0 * lcs_length(sa, sb) / (len(sa) + len(sb))
-    raise QueryError(f"unknown similarity method {method!r}; use 'difflib' or 'lcs'")
+    raise InvalidArgumentError(f"unknown similarity method {method!r}; use 'difflib' or 'lcs'")

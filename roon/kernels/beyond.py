@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.kernels.dp import chow_dp, dp_problem
 from roon.kernels.mitm import MITM_MAX, Row, Uncertain, chow_mitm, signed_sums, solve
 from roon.kernels.relevance import relevance
@@ -91,15 +91,17 @@ def count_beyond(
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not np.all(np.isfinite(w)) or not np.isfinite(bias):
-        raise QueryError(f"weights must be a finite 1-D array and bias finite; got {w.shape}")
+        raise InvalidArgumentError(
+            f"weights must be a finite 1-D array and bias finite; got {w.shape}"
+        )
     if np.any(w[1:] < w[:-1]):
-        raise QueryError("weights must be sorted ascending; pass np.sort(weights)")
+        raise InvalidArgumentError("weights must be sorted ascending; pass np.sort(weights)")
     if domain not in DOMAINS:
-        raise QueryError(f"domain {domain!r} is not one of {DOMAINS}")
+        raise InvalidArgumentError(f"domain {domain!r} is not one of {DOMAINS}")
     if not 0 <= mitm_limit <= MITM_MAX:
-        raise QueryError(f"mitm_limit={mitm_limit} must be in [0, {MITM_MAX}]")
+        raise InvalidArgumentError(f"mitm_limit={mitm_limit} must be in [0, {MITM_MAX}]")
     if samples < 1 or seed < 0:
-        raise QueryError(f"samples={samples} must be >= 1 and seed={seed} >= 0")
+        raise InvalidArgumentError(f"samples={samples} must be >= 1 and seed={seed} >= 0")
     if domain == "binary":
         return _binary(w, float(bias), mitm_limit, samples, seed)
     return _signed(w, float(bias), samples, seed)

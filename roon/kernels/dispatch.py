@@ -20,7 +20,7 @@ from importlib.util import find_spec
 
 import numpy as np
 
-from roon.errors import KernelUnavailableError, QueryError
+from roon.errors import InvalidArgumentError, KernelUnavailableError
 from roon.kernels.exhaustive import ExhaustiveCounts, exhaustive_ref
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "backend_function",
     "run_exhaustive",
     "triton_missing",
+    "gpu_missing",
 ]
 
 BACKENDS = ("auto", "ref", "cpu", "triton")
@@ -43,14 +44,14 @@ def _requested(backend: str | None) -> str:
     name = str(name).strip().lower() or "auto"
     if name not in BACKENDS:
         source = "backend=" if backend not in (None, "", "auto") else ENV_VAR
-        raise QueryError(
+        raise InvalidArgumentError(
             f"unknown backend {name!r} (from {source}); choose one of {', '.join(BACKENDS)}"
         )
     return name
 
 
 @cache
-def _gpu_missing() -> str | None:
+def gpu_missing() -> str | None:
     """None when Triton can launch on a CUDA GPU here; else why not (checked once)."""
     # device nodes first, so a CPU-only machine never pays for importing torch and triton
     if not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg")):
@@ -76,7 +77,7 @@ def triton_missing() -> str | None:
         if find_spec("triton") is None or find_spec("torch") is None:
             return "TRITON_INTERPRET=1 is set but the triton and torch packages are not installed"
         return None
-    reason = _gpu_missing()
+    reason = gpu_missing()
     if reason is None:
         return None
     return f"{reason}; set TRITON_INTERPRET=1 to run Triton on the CPU interpreter (tests)"
@@ -96,12 +97,12 @@ def resolve_backend(backend: str | None = "auto") -> str:
             defers to ``ROON_BACKEND``.
 
     Raises:
-        QueryError: an unknown name.
+        InvalidArgumentError: an unknown name.
         KernelUnavailableError: an explicit backend that cannot run here.
     """
     name = _requested(backend)
     if name == "auto":
-        if _gpu_missing() is None:
+        if gpu_missing() is None:
             return "triton"
         return "cpu" if _cpu_missing() is None else "ref"
     if name == "cpu" and (reason := _cpu_missing()) is not None:
@@ -122,13 +123,13 @@ def backend_function(name: str) -> ExhaustiveFn:
     if name == "triton":
         from roon.kernels import exhaustive_triton as kt
 
-        if os.environ.get("TRITON_INTERPRET", "0") == "1" and not kt._interpreted():
+        if os.environ.get("TRITON_INTERPRET", "0") == "1" and not kt.is_interpreted():
             raise KernelUnavailableError(
                 "backend 'triton': TRITON_INTERPRET=1 was set after the Triton kernels were "
                 "compiled for a GPU; set it before roon.kernels.exhaustive_triton is imported"
             )
         return kt.exhaustive_triton
-    raise QueryError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    raise InvalidArgumentError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def run_exhaustive(

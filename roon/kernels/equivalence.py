@@ -13,7 +13,7 @@ really an AND of two of its inputs? — exactly, in two senses:
     each step narrows every unfilled position to an interval of large inputs (sorted by
     weight) by exact bounds, pruning a branch as soon as one is empty (see
     :func:`_search`). The search is capped; past the cap a
-    :class:`~roon.errors.QueryError` asks for a mapping.
+    :class:`~roon.errors.InvalidArgumentError` asks for a mapping.
 ``others="free"``
     The whole large neuron, all other inputs free, is the small gate (notes §2.4): the
     unmapped inputs must all be irrelevant — by the prefix property the large neuron's
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.kernels.exact import to_integers
 from roon.kernels.mitm import Row, chow_mitm, signed_sums, solve, subset_sums
 from roon.kernels.relevance import depends_only_on, relevance, relevance_order
@@ -100,7 +100,7 @@ def is_equivalent_to(
         An :class:`Equivalence` (truthy iff equivalent).
 
     Raises:
-        QueryError: malformed arguments, or a question too large to answer exactly
+        InvalidArgumentError: malformed arguments, or a question too large to answer exactly
             (the message says which limit, and to pass a mapping where that helps).
 
     Example:
@@ -112,9 +112,11 @@ def is_equivalent_to(
     v = _vector("small_weights", small_weights)
     b, c = _scalar("bias", bias), _scalar("small_bias", small_bias)
     if domain not in TABLE_LIMIT:
-        raise QueryError(f"domain {domain!r} is not 'binary' or 'signed'")
+        raise InvalidArgumentError(f"domain {domain!r} is not 'binary' or 'signed'")
     if others not in ("zero", "free"):
-        raise QueryError(f"others={others!r}; use 'zero' (held at 0) or 'free' (any value)")
+        raise InvalidArgumentError(
+            f"others={others!r}; use 'zero' (held at 0) or 'free' (any value)"
+        )
     n, m = len(w), len(v)
     if mapping is not None:
         idx = _mapping_indices(mapping, m, n)
@@ -134,24 +136,24 @@ def _vector(name: str, values: object) -> np.ndarray:
     try:
         a = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise QueryError(f"{name} must be a 1-D array of numbers; {exc}") from None
+        raise InvalidArgumentError(f"{name} must be a 1-D array of numbers; {exc}") from None
     if a.ndim != 1 or not np.all(np.isfinite(a)):
-        raise QueryError(f"{name} must be a finite 1-D array; got shape {a.shape}")
+        raise InvalidArgumentError(f"{name} must be a finite 1-D array; got shape {a.shape}")
     return a
 
 
 def _scalar(name: str, value: object) -> float:
     if value is None:
-        raise QueryError(f"{name} must be a number; got None")
+        raise InvalidArgumentError(f"{name} must be a number; got None")
     try:
         a = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise QueryError(f"{name} must be a number; {exc}") from None
+        raise InvalidArgumentError(f"{name} must be a number; {exc}") from None
     if a.ndim != 0:
-        raise QueryError(f"{name} must be a single number; got shape {a.shape}")
+        raise InvalidArgumentError(f"{name} must be a single number; got shape {a.shape}")
     x = float(a)
     if not np.isfinite(x):
-        raise QueryError(f"{name}={x} must be finite")
+        raise InvalidArgumentError(f"{name}={x} must be finite")
     return x
 
 
@@ -161,18 +163,20 @@ def _is_index(value: object) -> bool:
 
 def _mapping_indices(mapping: object, m: int, n: int) -> np.ndarray:
     if not isinstance(mapping, Mapping):
-        raise QueryError(
+        raise InvalidArgumentError(
             f"mapping must be a dict {{small_input: large_input}}; got {type(mapping).__name__}"
         )
     keys = list(mapping)
     if not all(_is_index(k) for k in keys) or sorted(int(k) for k in keys) != list(range(m)):
-        raise QueryError(f"mapping keys {keys} must be the small inputs 0..{m - 1}")
+        raise InvalidArgumentError(f"mapping keys {keys} must be the small inputs 0..{m - 1}")
     values = [mapping[j] for j in range(m)]
     if not all(_is_index(v) for v in values):
-        raise QueryError(f"mapping values {values} must be integer input indices")
+        raise InvalidArgumentError(f"mapping values {values} must be integer input indices")
     idx = [int(v) for v in values]
     if len(set(idx)) != m or not all(0 <= i < n for i in idx):
-        raise QueryError(f"mapping values {idx} must be distinct large inputs in 0..{n - 1}")
+        raise InvalidArgumentError(
+            f"mapping values {idx} must be distinct large inputs in 0..{n - 1}"
+        )
     return np.array(idx, dtype=np.int64)
 
 
@@ -209,7 +213,7 @@ def _same_function(
     limit = EXACT_LIMIT[domain]
     r1, r2 = relevance(w, b, domain, limit=limit), relevance(v, c, domain, limit=limit)
     if r1.k is None or r2.k is None or max(r1.k, r2.k) > limit:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"{m} inputs depend on more than {limit} relevant ones; too large to compare exactly"
         )
     keep1, keep2 = r1.relevant(), r2.relevant()
@@ -239,7 +243,7 @@ def _free_with_mapping(
 ) -> Equivalence:
     m = len(idx)
     if m > FREE_MAX_FAN_IN[domain]:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"others='free' with {m} mapped inputs exceeds {FREE_MAX_FAN_IN[domain]} "
             f"({domain}); use others='zero'"
         )
@@ -261,7 +265,7 @@ def _free_search(w: np.ndarray, b: float, v: np.ndarray, c: float, domain: str) 
         reason = f"the large neuron depends on more than {m} inputs (at least {large.lower})"
         return Equivalence(False, None, reason)
     if large.k is None or small.k is None:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"{m} small inputs exceed the exact limit of {limit} relevant ones ({domain}); "
             "pass a mapping"
         )
@@ -295,7 +299,7 @@ def _search(w: np.ndarray, b: float, v: np.ndarray, c: float, domain: str) -> Eq
     """
     n, m = len(w), len(v)
     if m > SEARCH_MAX_FAN_IN[domain]:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"searching a mapping for {m} inputs exceeds {SEARCH_MAX_FAN_IN[domain]} "
             f"({domain}); pass mapping={{small_input: large_input, ...}}"
         )
@@ -368,7 +372,7 @@ def _search(w: np.ndarray, b: float, v: np.ndarray, c: float, domain: str) -> Eq
         # a node costs a few numpy calls per free slot plus the vectorised passes
         work += (m - t) * (SLOT_COST + len(partial) + (8 * size if lookahead else 0))
         if work > SEARCH_WORK_CAP:
-            raise QueryError(
+            raise InvalidArgumentError(
                 f"mapping search for {m} inputs among {n} exceeded {SEARCH_WORK_CAP} steps; "
                 "pass mapping={small_input: large_input, ...}"
             )

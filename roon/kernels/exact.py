@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from roon.errors import InvalidArgumentError
+
 __all__ = ["Int64Rows", "SUM_BITS", "to_int64", "to_integers", "decompose"]
 
 # Largest bit length allowed for Σ|w_int| + |b_int|: every subset sum stays below 2^61 and
@@ -73,7 +75,7 @@ def decompose(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     a = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError("weights and biases must be finite")
+        raise InvalidArgumentError("weights and biases must be finite")
     m, e = np.frexp(a)  # a = m · 2^e, 0.5 <= |m| < 1
     mant = np.ldexp(m, 53).astype(np.int64)  # exact: 53 significant bits at most
     k = e.astype(np.int64) - 53
@@ -103,7 +105,9 @@ def to_int64(weights: np.ndarray, bias: np.ndarray) -> Int64Rows:
     w = np.asarray(weights, dtype=np.float64)
     b = np.asarray(bias, dtype=np.float64)
     if w.ndim != 2 or b.shape != (w.shape[0],):
-        raise ValueError(f"weights must be [N, n] and bias [N]; got {w.shape} and {b.shape}")
+        raise InvalidArgumentError(
+            f"weights must be [N, n] and bias [N]; got {w.shape} and {b.shape}"
+        )
     n_rows, n = w.shape
     allv = np.concatenate([w, b[:, None]], axis=1)  # [N, n+1]
     odd, k = decompose(allv)

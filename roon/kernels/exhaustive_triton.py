@@ -25,7 +25,7 @@ import triton.language as tl
 from roon.errors import KernelUnavailableError
 from roon.kernels.exhaustive import DIGIT_VALUES, ExhaustiveCounts, table_words
 
-__all__ = ["exhaustive_triton", "MAX_FAN_IN"]
+__all__ = ["exhaustive_triton", "is_interpreted", "MAX_FAN_IN"]
 
 # Input indices are int32 in the kernels: 2^30 and 3^19 stay below 2^31.
 MAX_FAN_IN = {"binary": 30, "signed": 19}
@@ -199,7 +199,7 @@ def _exhaustive_signed_kernel(
     tl.store(CHOW + out[:, None] * n + cols[None, :], chow, mask=chow_mask)
 
 
-def _interpreted() -> bool:
+def is_interpreted() -> bool:
     """True when the kernels were decorated under ``TRITON_INTERPRET=1``."""
     return type(_exhaustive_binary_kernel).__name__ == "InterpretedFunction"
 
@@ -241,7 +241,7 @@ def exhaustive_triton(
             f"the Triton kernel enumerates {domain} fan-in up to {MAX_FAN_IN[domain]}, got {n}; "
             "lower exhaustive_limit or use backend='cpu'"
         )
-    interp = _interpreted()
+    interp = is_interpreted()
     device = "cpu" if interp else "cuda"
     bn = block_n or (_INTERP_BLOCK_N if interp else _GPU_BLOCK_N)
     ba = block_a or (_INTERP_BLOCK_A if interp else _GPU_BLOCK_A)

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from roon.errors import InvalidArgumentError
 from roon.kernels.exact import to_int64, to_integers
 
 __all__ = [
@@ -171,7 +172,7 @@ def chow_mitm(row: Row) -> MitmCounts:
     """
     n = len(row.w)
     if n > MITM_MAX:
-        raise ValueError(f"MITM fan-in {n} exceeds MITM_MAX={MITM_MAX}; reduce or sample")
+        raise InvalidArgumentError(f"MITM fan-in {n} exceeds MITM_MAX={MITM_MAX}; reduce or sample")
     n_a = n // 2
     sa, sa_masks = sorted_subset_sums(row.w[:n_a])  # [2^nA] ascending
     sa = sa + row.b  # bias folded into the A half

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from roon.errors import InvalidArgumentError
 from roon.kernels.mitm import (
     Row,
     Uncertain,
@@ -72,7 +73,9 @@ class Relevance:
     def relevant(self) -> np.ndarray:
         """Indices of the relevant inputs in ascending index order (``k`` must be known)."""
         if self.k is None:
-            raise ValueError("relevant set unknown: k_rel exceeds the limit it was computed to")
+            raise InvalidArgumentError(
+                "relevant set unknown: k_rel exceeds the limit it was computed to"
+            )
         return np.sort(self.order[: self.k])
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from roon.errors import ModelFormatError, QueryError
-from roon.kernels.dispatch import _gpu_missing, resolve_backend, run_exhaustive
+from roon.errors import InvalidArgumentError, ModelFormatError
+from roon.kernels.dispatch import gpu_missing, resolve_backend, run_exhaustive
 from roon.kernels.exact import to_int64
 from roon.kernels.exhaustive import (
     ExhaustiveCounts,
@@ -19,6 +19,7 @@ from roon.kernels.exhaustive import (
 )
 from roon.kernels.mitm import MITM_MAX, chow_mitm, exact_row
 from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
+from roon.progress import ProgressCallback, emit
 
 __all__ = [
     "SignatureBatch",
@@ -157,7 +158,7 @@ def signatures(
     mitm_limit: int = 40,
     samples: int = 4096,
     seed: int = 0,
-    progress: Callable[[int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> SignatureBatch:
     """Exact excited-state signatures of neurons ``(w, b)`` (see DESIGN: signatures).
 
@@ -189,14 +190,14 @@ def signatures(
             (beyond methods), 0..48.
         samples: samples of an approximate signature (beyond methods), 1..2^20.
         seed: seed of those samples, a non-negative integer.
-        progress: called with the number of neurons done so far, now and then.
+        progress: receives ``Progress("neurons", done, total)`` events now and then.
 
     Returns:
         A :class:`SignatureBatch`, one entry per neuron in input order.
 
     Raises:
         ModelFormatError: a weight or bias is NaN or infinite.
-        QueryError: bad shapes, an unknown domain or backend, or a limit, ``samples`` or
+        InvalidArgumentError: bad shapes, an unknown domain or backend, or a limit, ``samples`` or
             ``seed`` out of range.
         KernelUnavailableError: an explicit backend that cannot run here.
 
@@ -206,10 +207,10 @@ def signatures(
         (['8'], [(1, 1, 1)])
     """
     if domain not in DOMAINS:
-        raise QueryError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+        raise InvalidArgumentError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}")
     w, b = _as_neurons(weights, bias)
     name = resolve_backend(backend)
-    on_gpu = name == "triton" and _gpu_missing() is None
+    on_gpu = name == "triton" and gpu_missing() is None
     limit = _limit(
         exhaustive_limit,
         (GPU_EXHAUSTIVE_LIMIT if on_gpu else EXHAUSTIVE_LIMIT)[domain],
@@ -218,7 +219,7 @@ def signatures(
     )
     shown = _limit(table_limit, TABLE_LIMIT[domain], 64, "table_limit")
     # the beyond-exhaustive arguments are checked here, whatever the fan-in, so a bad one
-    # is a QueryError on every batch (not a ValueError only once a wide neuron appears)
+    # is a InvalidArgumentError on every batch (not a ValueError only once a wide neuron appears)
     _limit(mitm_limit, None, MITM_MAX, "mitm_limit")
     _limit(samples, None, _MAX_SAMPLES, "samples", low=1)
     _limit(seed, None, 2**63 - 1, "seed")
@@ -247,8 +248,7 @@ def signatures(
                 exact, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
             found[i] = _neurons(exact, [denom], ws[a + i : a + i + 1], domain, n <= shown)[0]
         out.extend(found)
-        if progress is not None:
-            progress(z)
+        emit(progress, "neurons", z, n_rows)
     return SignatureBatch(tuple(out))
 
 
@@ -282,7 +282,7 @@ def _limit(value: int | None, default: int | None, cap: int, what: str, low: int
         or not isinstance(value, (int, np.integer))
         or not (low <= value <= cap)
     ):
-        raise QueryError(f"{what} must be an integer in {low}..{cap}; got {value!r}")
+        raise InvalidArgumentError(f"{what} must be an integer in {low}..{cap}; got {value!r}")
     return int(value)
 
 
@@ -295,13 +295,15 @@ def _to_numpy(x: Any, what: str) -> np.ndarray:
     try:
         a = np.asarray(x)
     except (ValueError, TypeError) as exc:
-        raise QueryError(f"{what} must be a numeric array; {exc}") from None
+        raise InvalidArgumentError(f"{what} must be a numeric array; {exc}") from None
     if a.dtype.kind in "biu":
         if a.size and np.abs(a.astype(np.float64)).max() > 2.0**53:
-            raise QueryError(f"{what} holds integers beyond 2^53; pass them as floats")
+            raise InvalidArgumentError(f"{what} holds integers beyond 2^53; pass them as floats")
         return a.astype(np.float64)
     if a.dtype not in (np.float16, np.float32, np.float64):
-        raise QueryError(f"{what} must hold float16/32/64 or integer values; got dtype {a.dtype}")
+        raise InvalidArgumentError(
+            f"{what} must hold float16/32/64 or integer values; got dtype {a.dtype}"
+        )
     return a.astype(np.float64)  # widening is exact
 
 
@@ -311,9 +313,9 @@ def _as_neurons(weights: Any, bias: Any) -> tuple[np.ndarray, np.ndarray]:
     if w.ndim == 1 and b.ndim == 0:
         w, b = w[None, :], b[None]
     if w.ndim != 2:
-        raise QueryError(f"weights must be 2-D [neurons, fan_in]; got shape {w.shape}")
+        raise InvalidArgumentError(f"weights must be 2-D [neurons, fan_in]; got shape {w.shape}")
     if b.shape != (w.shape[0],):
-        raise QueryError(
+        raise InvalidArgumentError(
             f"bias must have shape ({w.shape[0]},) to match weights {w.shape}; got {b.shape}"
         )
     bad = ~(np.isfinite(w).all(axis=1) & np.isfinite(b))
@@ -391,7 +393,7 @@ def _beyond(
     mitm_limit: int,
     samples: int,
     seed: int,
-    progress: Callable[[int], None] | None,
+    progress: ProgressCallback | None,
 ) -> Iterator[NeuronCounts]:
     """Neurons above the exhaustive limit, one at a time through ``count_beyond``."""
     from roon.kernels.beyond import count_beyond
@@ -400,5 +402,4 @@ def _beyond(
         yield count_beyond(
             ws[i], float(b[i]), domain, mitm_limit=mitm_limit, samples=samples, seed=seed
         )
-        if progress is not None:
-            progress(i + 1)
+        emit(progress, "neurons", i + 1, ws.shape[0])

@@ -39,7 +39,7 @@ def describe_model(catalogue: str | os.PathLike[str], ref: str) -> dict[str, Any
         ``{"model", "provenance", "layers", "derived_from", "derived_into"}``; each layer
         carries a ``signature_summary`` string.
     """
-    from roon.ingest.catalogue import open_catalogue, read_model_table, read_table, resolve_model
+    from roon.store import open_catalogue, read_model_table, read_table, resolve_model
 
     root = open_catalogue(catalogue)
     model_id = resolve_model(root, ref)

@@ -1,6 +1,6 @@
 """DuckDB over the Parquet catalogue: one view per table, and read-only SQL.
 
-Views read ``models/*/<table>.parquet`` (and ``lineage/*.parquet``) when a query runs, so
+Views read the table's files (:func:`roon.store.layout.table_glob`) when a query runs, so
 they show every model committed by then. A table with no files when the connection
 opens gets a typed empty view built from its schema file, so queries never fail for
 lack of data (open a new connection to see its first rows).
@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from roon.errors import QueryError
+from roon.errors import QueryError, one_line
 from roon.schema import TABLES, duckdb_columns
+from roon.store import layout
 
 __all__ = ["scan_catalogue", "run_sql", "READ_ONLY_STATEMENTS"]
 
@@ -27,16 +28,11 @@ def _quote(text: str) -> str:
 
 
 def _view_sql(root: Path, name: str) -> str:
-    if name == "lineage":
-        pattern, present = root / "lineage" / "*.parquet", any((root / "lineage").glob("*.parquet"))
-    else:
-        pattern = root / "models" / "*" / f"{name}.parquet"
-        present = any((root / "models").glob(f"*/{name}.parquet"))
-    if not present:
+    if not layout.table_files(root, name):
         return f'CREATE VIEW "{name}" AS SELECT * FROM (SELECT {_nulls(name)}) WHERE false'
     return (
         f'CREATE VIEW "{name}" AS SELECT * FROM '
-        f"read_parquet({_quote(str(pattern))}, union_by_name = true)"
+        f"read_parquet({_quote(layout.table_glob(root, name))}, union_by_name = true)"
     )
 
 
@@ -62,9 +58,7 @@ def scan_catalogue(path: str | os.PathLike[str], *, sandbox: bool = False) -> An
     """
     import duckdb
 
-    from roon.ingest.catalogue import open_catalogue
-
-    root = open_catalogue(path)
+    root = layout.open_catalogue(path)
     con = duckdb.connect(":memory:")
     for name in TABLES:
         con.execute(_view_sql(root, name))
@@ -102,4 +96,4 @@ def run_sql(path: str | os.PathLike[str], query: str) -> Any:
             con.execute(statement)
         return con.sql(statements[-1].query).to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryError(" ".join(str(exc).split())) from None
+        raise QueryError(one_line(exc)) from None

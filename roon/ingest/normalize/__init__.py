@@ -8,7 +8,6 @@ fixed sample; :func:`lineage_table` turns steps into catalogue rows.
 """
 
 from roon.ingest.normalize.approx_rules import load_sample
-from roon.ingest.normalize.lineage import lineage_tree, resolve_lineage_ref
 from roon.ingest.normalize.pipeline import PRESETS, RULES, Rule, normalize, resolve_rules
 from roon.ingest.normalize.records import Step, lineage_table, normalization_report
 
@@ -18,10 +17,8 @@ __all__ = [
     "Rule",
     "Step",
     "lineage_table",
-    "lineage_tree",
     "load_sample",
     "normalization_report",
     "normalize",
-    "resolve_lineage_ref",
     "resolve_rules",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import ModelFormatError, QueryError
+from roon.errors import InvalidArgumentError, ModelFormatError
 from roon.ingest.normalize.surgery import Surgery
 from roon.mlp import MLP, activate
 
@@ -130,9 +130,11 @@ def load_sample(path: str | os.PathLike[str]) -> np.ndarray:
     return np.asarray(data)
 
 
-def _as_sample(sample: Any, mlp: MLP) -> np.ndarray:
+def as_sample(sample: Any, mlp: MLP) -> np.ndarray:
     if sample is None:
-        raise QueryError("rule 'low-variance' needs an input sample: pass sample=... (--sample)")
+        raise InvalidArgumentError(
+            "rule 'low-variance' needs an input sample: pass sample=... (--sample)"
+        )
     x = load_sample(sample) if isinstance(sample, str | os.PathLike) else np.asarray(sample)
     if not np.issubdtype(x.dtype, np.number):
         raise ModelFormatError(f"the sample has dtype {x.dtype}; expected numbers")
@@ -148,7 +150,7 @@ def _as_sample(sample: Any, mlp: MLP) -> np.ndarray:
 
 def sample_digest(sample: Any, mlp: MLP) -> dict[str, Any]:
     """The recorded form of a sample: its shape and the SHA-256 of its float64 bytes."""
-    x = _as_sample(sample, mlp)
+    x = as_sample(sample, mlp)
     digest = hashlib.sha256(np.ascontiguousarray(x, dtype="<f8").tobytes()).hexdigest()
     return {"shape": list(x.shape), "sha256": digest}
 
@@ -164,7 +166,7 @@ def low_variance(
         sample: ``[N, inputs]`` array, or a ``.npy`` / ``.pt`` file holding one.
         variance_threshold: population variance below which a neuron is dropped.
     """
-    x = _as_sample(sample, mlp)
+    x = as_sample(sample, mlp)
     s = Surgery(mlp)
     for i in s.hidden_layers:
         if s.is_placeholder_only(i):

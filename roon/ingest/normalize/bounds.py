@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.mlp import MLP, activate
 
 __all__ = [
@@ -62,7 +62,7 @@ def resolve_input_bounds(mlp: MLP, input_bounds: Any = None) -> tuple[np.ndarray
             ``(0, 1)``.
 
     Raises:
-        QueryError: a malformed, non-finite or empty box.
+        InvalidArgumentError: a malformed, non-finite or empty box.
     """
     spec = input_bounds
     if spec is None:
@@ -75,20 +75,24 @@ def resolve_input_bounds(mlp: MLP, input_bounds: Any = None) -> tuple[np.ndarray
     try:
         arr = np.asarray(spec, dtype=np.float64)
     except (TypeError, ValueError):
-        raise QueryError(f"input bounds {spec!r} are not numbers; give (lo, hi)") from None
+        raise InvalidArgumentError(
+            f"input bounds {spec!r} are not numbers; give (lo, hi)"
+        ) from None
     if arr.shape == (2,):
         lo, hi = np.full(n, arr[0]), np.full(n, arr[1])
     elif arr.shape == (n, 2):
         lo, hi = arr[:, 0].copy(), arr[:, 1].copy()
     else:
-        raise QueryError(
+        raise InvalidArgumentError(
             f"input bounds have shape {arr.shape}; give (lo, hi) or {n} (lo, hi) pairs"
         )
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise QueryError("input bounds must be finite; give a bounded box such as (0, 1)")
+        raise InvalidArgumentError("input bounds must be finite; give a bounded box such as (0, 1)")
     if np.any(lo > hi):
         bad = int(np.argmax(lo > hi))
-        raise QueryError(f"input {bad} has lower bound {lo[bad]} above upper bound {hi[bad]}")
+        raise InvalidArgumentError(
+            f"input {bad} has lower bound {lo[bad]} above upper bound {hi[bad]}"
+        )
     return lo, hi
 
 

@@ -26,18 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.ingest.normalize.surgery import Surgery
 from roon.mlp import MLP, NONNEGATIVE_ACTIVATIONS
 
 __all__ = ["canonical", "signature_keys"]
 
 
-def signature_keys(weight: np.ndarray, bias: np.ndarray, domain: str) -> list[np.ndarray]:
+def signature_keys(
+    weight: np.ndarray, bias: np.ndarray, domain: str, backend: str = "auto"
+) -> list[np.ndarray]:
     """Primary sort key of a layer's neurons: the rank of their signature hashes."""
     from roon.kernels import signatures
 
-    hashes = [str(h) for h in signatures(weight, bias, domain=domain).hash]
+    hashes = [str(h) for h in signatures(weight, bias, domain=domain, backend=backend).hash]
     _, rank = np.unique(np.array(hashes), return_inverse=True)
     return [rank.astype(np.float64)]
 
@@ -59,7 +61,7 @@ def _tie_groups(table: np.ndarray) -> list[tuple[int, int]]:
 
 
 def canonical(
-    mlp: MLP, *, domain: str = "binary", signature: bool = True
+    mlp: MLP, *, domain: str = "binary", signature: bool = True, backend: str = "auto"
 ) -> tuple[MLP, dict[str, Any]]:
     """Permute hidden neurons into canonical order (bit-exact: only positions change).
 
@@ -68,9 +70,10 @@ def canonical(
         domain: signature domain of the model inputs (``binary`` or ``signed``); later
             layers use ``binary`` after a non-negative activation, else ``signed``.
         signature: sort by the signature hash first (False: by the weights alone).
+        backend: signature backend (every backend gives the same hashes).
     """
     if domain not in ("binary", "signed"):
-        raise QueryError(f"signature domain {domain!r}; expected 'binary' or 'signed'")
+        raise InvalidArgumentError(f"signature domain {domain!r}; expected 'binary' or 'signed'")
     s = Surgery(mlp)
     hidden = list(s.hidden_layers)
     first: list[np.ndarray] = []
@@ -85,7 +88,9 @@ def canonical(
             w = w[:, prev_order]
             for start, end in prev_groups:
                 w[:, start:end] = np.sort(w[:, start:end], axis=1)
-        primary = signature_keys(s.weights[i], s.biases[i], layer_domain) if signature else []
+        primary = (
+            signature_keys(s.weights[i], s.biases[i], layer_domain, backend) if signature else []
+        )
         columns = [*primary, *w.T, b]  # most significant first
         order = np.lexsort(columns[::-1]) if columns else np.arange(w.shape[0])
         table = np.column_stack(columns)[order]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import QueryError
+from roon.errors import InvalidArgumentError
 from roon.ingest.normalize import approx_rules, canonical, exact_rules
 from roon.ingest.normalize.bounds import compact_bounds, resolve_input_bounds
 from roon.ingest.normalize.records import Step, finish_step
@@ -37,14 +37,17 @@ from roon.mlp import MLP
 __all__ = ["Rule", "RULES", "PRESETS", "normalize", "resolve_rules"]
 
 Transform = Callable[..., tuple[MLP, dict[str, Any]]]
+# Keyword arguments of transforms that choose how a rule runs, not what it computes: they
+# are not rule parameters and are not recorded in lineage.
+RUNTIME_OPTIONS = frozenset({"backend"})
 Prepare = Callable[[MLP, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
 
 
 def _check_threshold(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise QueryError(f"parameter {name}={value!r} is not a number")
+        raise InvalidArgumentError(f"parameter {name}={value!r} is not a number")
     if not math.isfinite(value) or value < 0:
-        raise QueryError(f"parameter {name}={value!r}; give a finite number >= 0")
+        raise InvalidArgumentError(f"parameter {name}={value!r}; give a finite number >= 0")
     return float(value)
 
 
@@ -62,7 +65,7 @@ def _bounds(mlp: MLP, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 def _sample(mlp: MLP, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     threshold = _check_threshold("variance_threshold", params["variance_threshold"])
-    sample = approx_rules._as_sample(params["sample"], mlp)
+    sample = approx_rules.as_sample(params["sample"], mlp)
     recorded = {"sample": approx_rules.sample_digest(sample, mlp), "variance_threshold": threshold}
     return {"sample": sample, "variance_threshold": threshold}, recorded
 
@@ -90,21 +93,38 @@ class Rule:
     def params(self) -> dict[str, Any]:
         """Parameter names and defaults."""
         sig = inspect.signature(self.transform)
-        return {p.name: p.default for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in RUNTIME_OPTIONS
+        }
 
-    def __call__(self, mlp: MLP, *, input_bounds: Any = None, **params: Any) -> tuple[MLP, Step]:
-        """Apply the rule. ``input_bounds`` also sets the box the output change is measured on."""
+    @property
+    def takes_backend(self) -> bool:
+        """Whether the transform computes signatures (and so takes a ``backend``)."""
+        return "backend" in inspect.signature(self.transform).parameters
+
+    def __call__(
+        self, mlp: MLP, *, input_bounds: Any = None, backend: str = "auto", **params: Any
+    ) -> tuple[MLP, Step]:
+        """Apply the rule. ``input_bounds`` also sets the box the output change is measured on.
+
+        ``backend`` is the signature backend of rules that compute signatures; it changes
+        how fast they run, never their result, so it is not recorded in the step.
+        """
         defaults = self.params
         unknown = sorted(set(params) - set(defaults))
         if unknown:
             known = ", ".join(defaults) or "none"
-            raise QueryError(
+            raise InvalidArgumentError(
                 f"rule {self.name!r} has no parameter {unknown[0]!r}; it takes {known}"
             )
         used = {**defaults, **params}
         if "input_bounds" in defaults:
             used["input_bounds"] = input_bounds
         run, recorded = self.prepare(mlp, used)
+        if self.takes_backend:
+            run = {**run, "backend": backend}
         child, changes = self.transform(mlp, **run)
         return finish_step(mlp, child, self.name, recorded, changes, self.exact, input_bounds)
 
@@ -185,7 +205,7 @@ def resolve_rules(rules: str | Sequence[RuleLike]) -> list[Rule | Callable[..., 
     """Rule names (comma-separated or a list), presets, rules and callables → rules.
 
     Raises:
-        QueryError: an unknown rule name, or no rules at all.
+        InvalidArgumentError: an unknown rule name, or no rules at all.
     """
     items = rules.split(",") if isinstance(rules, str) else list(rules)
     out: list[Rule | Callable[..., Any]] = []
@@ -200,13 +220,15 @@ def resolve_rules(rules: str | Sequence[RuleLike]) -> list[Rule | Callable[..., 
                 out.append(RULES[name])
             else:
                 known = ", ".join([*RULES, *PRESETS])
-                raise QueryError(f"unknown normalizer rule {name!r}; rules are {known}")
+                raise InvalidArgumentError(f"unknown normalizer rule {name!r}; rules are {known}")
         elif callable(item):
             out.append(item)
         else:
-            raise QueryError(f"rule {item!r} is neither a rule name nor a callable")
+            raise InvalidArgumentError(f"rule {item!r} is neither a rule name nor a callable")
     if not out:
-        raise QueryError("no normalizer rules given; e.g. rules='dead,duplicates,canonical'")
+        raise InvalidArgumentError(
+            "no normalizer rules given; e.g. rules='dead,duplicates,canonical'"
+        )
     return out
 
 
@@ -230,7 +252,7 @@ def _call_custom(fn: Callable[..., Any], mlp: MLP, params: Mapping[str, Any]) ->
 
 
 def normalize(
-    mlp: MLP, rules: str | Sequence[RuleLike] = "exact", **params: Any
+    mlp: MLP, rules: str | Sequence[RuleLike] = "exact", *, backend: str = "auto", **params: Any
 ) -> tuple[MLP, list[Step]]:
     """Apply normalizer rules in order.
 
@@ -243,13 +265,14 @@ def normalize(
             ``signature``) and ``input_bounds`` (the input box; see
             :func:`~roon.ingest.normalize.bounds.resolve_input_bounds`). Each rule takes
             the ones it knows.
+        backend: signature backend of the rules that compute signatures (``canonical``).
 
     Returns:
         ``(child, steps)``: the final model (its provenance extended by every step) and
         one :class:`Step` per rule, no-ops included.
 
     Raises:
-        QueryError: unknown rule or parameter names, or invalid parameter values.
+        InvalidArgumentError: unknown rule or parameter names, or invalid parameter values.
         UnsupportedArchitectureError: ``rescale`` on a non-homogeneous activation.
     """
     selected = resolve_rules(rules)
@@ -260,13 +283,16 @@ def normalize(
     unknown = sorted(set(params) - known)
     if unknown:
         names = ", ".join(sorted(known))
-        raise QueryError(f"unknown normalizer parameter {unknown[0]!r}; parameters are {names}")
+        raise InvalidArgumentError(
+            f"unknown normalizer parameter {unknown[0]!r}; parameters are {names}"
+        )
     steps: list[Step] = []
     current = mlp
     for rule in selected:
         if isinstance(rule, Rule):
             mine = {k: v for k, v in params.items() if k in rule.params and k != "input_bounds"}
-            current, step = rule(current, input_bounds=params.get("input_bounds"), **mine)
+            bounds = params.get("input_bounds")
+            current, step = rule(current, input_bounds=bounds, backend=backend, **mine)
         else:
             current, step = _call_custom(rule, current, params)
         steps.append(step)

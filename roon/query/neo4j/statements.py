@@ -9,7 +9,7 @@ A model node gets ``pushed = true`` only after all its batches are in (``FINISH_
 so an interrupted push leaves it unmarked and the next push sends it again.
 
 Example:
-    >>> from roon.query.cypher import EXAMPLE_QUERIES
+    >>> from roon.query.neo4j.statements import EXAMPLE_QUERIES
     >>> EXAMPLE_QUERIES["feeding_neuron"].params
     {'neuron_id': '<model_id>:1:0', 'threshold': 0.5}
 """

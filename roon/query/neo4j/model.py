@@ -17,6 +17,7 @@ Nodes and relationships (see ``schema/neo4j.cypher`` for the whole picture):
 
 from __future__ import annotations
 
+from roon.errors import InvalidArgumentError
 from roon.schema import table_spec
 
 __all__ = [
@@ -148,7 +149,7 @@ def property_type(source: str) -> str:
     for spec in table_spec(table)["columns"]:
         if spec["name"] == column:
             return spec["type"]
-    raise KeyError(f"no column {column!r} in table {table!r}")
+    raise InvalidArgumentError(f"no column {column!r} in table {table!r}")
 
 
 def input_layer_id(model_id: str) -> str:

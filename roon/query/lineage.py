@@ -4,20 +4,18 @@ A lineage row links a parent model to the child a rule derived from it. Rows for
 forest (a DAG when two parents normalize to one child, e.g. two permutations of one
 network under ``canonical``). :func:`lineage_tree` returns, for one model, the trees
 rooted at its earliest ancestors, as nested dicts that the CLI draws and ``--json``
-prints.
+prints; :func:`lineage_of` answers it for a model of a catalogue.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-from roon.errors import CatalogueError
-
-__all__ = ["lineage_tree", "resolve_lineage_ref"]
+__all__ = ["lineage_tree", "lineage_of"]
 
 
 def _json(text: Any) -> Any:
@@ -95,25 +93,24 @@ def lineage_tree(
     return [build(r) for r in sorted(roots) or [focus]]
 
 
-def resolve_lineage_ref(root: Path, ref: str) -> str:
-    """Model id for ``ref``: a catalogued model (id, prefix or name), else an id or id
-    prefix (4+ characters) found only in the lineage rows (an intermediate model).
+def lineage_of(catalogue: str | os.PathLike[str], ref: str) -> tuple[str, list[dict[str, Any]]]:
+    """The derivation trees of one model of a catalogue (what ``roon lineage`` prints).
+
+    Args:
+        catalogue: the catalogue directory.
+        ref: a model id, id prefix or name; intermediate models known only from lineage
+            rows are accepted too.
+
+    Returns:
+        ``(model_id, trees)`` as :func:`lineage_tree` builds them.
 
     Raises:
-        CatalogueError: no match, or an ambiguous prefix.
+        CatalogueError: no catalogue, or ``ref`` matches no model (or several).
     """
-    from roon.ingest.catalogue import read_table, resolve_model
+    from roon.store import open_catalogue, read_table, resolve_model
+    from roon.store.read import model_names
 
-    try:
-        return resolve_model(root, ref)
-    except CatalogueError as exc:
-        table = read_table(root, "lineage")
-        ids = set(table.column("parent_id").to_pylist()) | set(table.column("child_id").to_pylist())
-        hits = sorted(m for m in ids if m == ref or (len(ref) >= 4 and m.startswith(ref.lower())))
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            shown = ", ".join(h[:12] for h in hits[:5])
-            message = f"model {ref!r} is ambiguous: {shown}; give more of the id"
-            raise CatalogueError(message) from None
-        raise exc from None
+    root = open_catalogue(catalogue)
+    focus = resolve_model(root, ref, lineage=True)
+    trees = lineage_tree(read_table(root, "lineage").to_pylist(), focus, model_names(root))
+    return focus, trees

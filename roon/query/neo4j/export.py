@@ -10,11 +10,11 @@ read or edited without opening gigabytes. ``README.md`` in the output directory 
 exact import command.
 
 The graph is the one ``roon graph push`` writes (the property mappings are shared, see
-:mod:`roon.query.graph_model`), including ``pushed = true`` on every model, so a later
+:mod:`roon.query.neo4j.model`), including ``pushed = true`` on every model, so a later
 push to the imported database skips them.
 
 Example:
-    >>> from roon.query.neo4j_export import export_neo4j_admin
+    >>> from roon.query.neo4j.export import export_neo4j_admin
     >>> summary = export_neo4j_admin("roon-catalogue", "neo4j-import")  # doctest: +SKIP
     >>> print(summary.command)                                         # doctest: +SKIP
 """
@@ -27,8 +27,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roon.errors import CatalogueError, QueryError
-from roon.query import graph_model as gm
+from roon.errors import CatalogueError, InvalidArgumentError
+from roon.query.neo4j import model as gm
 
 __all__ = ["CsvGroup", "ExportSummary", "csv_groups", "import_command", "export_neo4j_admin"]
 
@@ -83,7 +83,7 @@ def csv_groups(min_weight: float = 0.0) -> list[CsvGroup]:
     The queries read the views of :func:`roon.query.scan.scan_catalogue`.
     """
     if not (min_weight >= 0 and math.isfinite(min_weight)):
-        raise QueryError(f"min weight {min_weight}: give a finite number >= 0")
+        raise InvalidArgumentError(f"min weight {min_weight}: give a finite number >= 0")
     mp, lp, np_ = gm.MODEL_PROPERTIES, gm.LAYER_PROPERTIES, gm.NEURON_PROPERTIES
     mw = repr(float(min_weight))  # a float's repr is a valid SQL literal
     model_sql = (

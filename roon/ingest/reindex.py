@@ -1,0 +1,95 @@
+"""``roon reindex``: recompute derived tables of stored models from their weights.
+
+A catalogue written by an older roon lacks tables, or holds tables of an older
+definition (:data:`roon.ingest.derived.DERIVED_TABLES`); reindexing recomputes exactly
+those, per model, from ``model.safetensors`` — the original model files are not needed.
+Each model is upgraded atomically (:func:`roon.store.write.replace_model_tables`), so a
+reindex can be interrupted at any point and run again: it resumes with the models still
+out of date.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roon.errors import RoonError, one_line
+from roon.progress import ProgressCallback, emit
+
+__all__ = ["ReindexResult", "reindex_catalogue"]
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    """What reindexing did to one model.
+
+    Attributes:
+        model_id: the model.
+        name: its name.
+        status: ``reindexed``, ``current`` (nothing to do) or ``failed``.
+        tables: the derived tables recomputed (or that would have been).
+        reason: the one-line error when ``status == "failed"``.
+    """
+
+    model_id: str
+    name: str
+    status: str
+    tables: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+def reindex_catalogue(
+    catalogue: str | os.PathLike[str],
+    *,
+    models: Sequence[str] | None = None,
+    force: bool = False,
+    backend: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> list[ReindexResult]:
+    """Recompute the out-of-date derived tables of every (or the given) stored model.
+
+    Args:
+        catalogue: the catalogue directory.
+        models: model references (id, id prefix or name); default every model.
+        force: recompute every derived table, out of date or not.
+        backend: signature backend.
+        progress: ``models`` events, and ``neurons`` events within a model.
+
+    Returns:
+        One :class:`ReindexResult` per model, in id order. A model that fails (damaged
+        weights, say) is reported and the others go on.
+
+    Raises:
+        CatalogueError: no catalogue, or a reference that matches no model.
+    """
+    from roon.ingest.derived import DERIVED_TABLES, derived_tables
+    from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
+    from roon.store.migrate import stale_tables
+    from roon.store.read import model_names, read_model_table
+    from roon.store.write import replace_model_tables
+
+    root = open_catalogue(catalogue)
+    ids = sorted({resolve_model(root, r) for r in models}) if models else list_models(root)
+    names = model_names(root)
+    results = []
+    for number, model_id in enumerate(ids):
+        name = names.get(model_id, model_id[:12])
+        emit(progress, "models", number, len(ids), name)
+        todo = sorted(DERIVED_TABLES) if force else stale_tables(root, model_id, DERIVED_TABLES)
+        result = ReindexResult(model_id, name, "current")
+        if todo:
+            try:
+                mlp = load_catalogued_model(root, model_id)
+                layers = read_model_table(root, model_id, "layers").sort_by("layer")
+                domains = layers.column("input_domain").to_pylist()
+                tables = derived_tables(
+                    mlp, domains, tables=todo, backend=backend, progress=progress
+                )
+                replace_model_tables(root, model_id, tables, {t: DERIVED_TABLES[t] for t in todo})
+                result = ReindexResult(model_id, name, "reindexed", tuple(todo))
+            except RoonError as exc:
+                result = ReindexResult(model_id, name, "failed", tuple(todo), one_line(exc))
+        results.append(result)
+        emit(progress, "models", number + 1, len(ids), name)
+    return results

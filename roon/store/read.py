@@ -1,0 +1,169 @@
+"""Reading the catalogue: tables, one model's rows, stored weights, model references.
+
+:func:`resolve_model` is the one resolver of model references (full id, id prefix of 4+
+characters, exact name, and optionally ids known only from lineage rows);
+:func:`load_model_ref` adds model files, for every command that takes a MODEL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from roon.errors import CatalogueError, InvalidArgumentError
+from roon.mlp import MLP
+from roon.schema import TABLES, table_schema
+from roon.store import layout
+
+__all__ = [
+    "MIN_PREFIX",
+    "has_model",
+    "list_models",
+    "read_table",
+    "read_model_table",
+    "model_names",
+    "resolve_model",
+    "load_catalogued_model",
+    "load_model_ref",
+]
+
+# Shortest id prefix accepted: 4 hex digits tell ~65k models apart.
+MIN_PREFIX = 4
+
+
+def has_model(root: Path, model_id: str) -> bool:
+    """Whether a model is committed in the catalogue."""
+    return layout.table_path(root, model_id, "models").is_file()
+
+
+def list_models(root: Path) -> list[str]:
+    """Ids of the committed models, sorted."""
+    return layout.committed_models(root)
+
+
+def read_table(catalogue: str | os.PathLike[str], name: str) -> pa.Table:
+    """All rows of one table across the catalogue (an empty table when there are none).
+
+    Raises:
+        InvalidArgumentError: an unknown table name.
+        CatalogueError: no catalogue at ``catalogue``.
+
+    Example:
+        >>> roon.read_table("roon-catalogue", "signatures").num_rows  # doctest: +SKIP
+    """
+    if name not in TABLES:
+        raise InvalidArgumentError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
+    root = layout.open_catalogue(catalogue)
+    files = layout.table_files(root, name)
+    schema = table_schema(name)
+    if not files:
+        return schema.empty_table()
+    return pa.concat_tables(pq.read_table(f, schema=schema) for f in files)
+
+
+def read_model_table(root: Path, model_id: str, name: str) -> pa.Table:
+    """One model's rows of one model table (an empty table when it has none)."""
+    path = layout.table_path(root, model_id, name)
+    schema = table_schema(name)
+    return pq.read_table(path, schema=schema) if path.is_file() else schema.empty_table()
+
+
+def model_names(root: Path) -> dict[str, str]:
+    """Model id → name, for every committed model."""
+    rows = read_table(root, "models").select(["model_id", "name"]).to_pylist()
+    return {r["model_id"]: r["name"] for r in rows}
+
+
+def _lineage_ids(root: Path) -> set[str]:
+    table = read_table(root, "lineage")
+    return set(table.column("parent_id").to_pylist()) | set(table.column("child_id").to_pylist())
+
+
+def _prefix_hits(ids: list[str] | set[str], ref: str) -> list[str]:
+    return sorted(m for m in ids if len(ref) >= MIN_PREFIX and m.startswith(ref.lower()))
+
+
+def _ambiguous(root: Path, ref: str, hits: list[str]) -> CatalogueError:
+    shown = ", ".join(h[:12] for h in hits[:5])
+    return CatalogueError(f"model {ref!r} is ambiguous in {root}: {shown}; give more of the id")
+
+
+def resolve_model(root: Path, ref: str, *, lineage: bool = False) -> str:
+    """Model id from a full id, an id prefix (4+ characters) or an exact model name.
+
+    Args:
+        root: an opened catalogue.
+        ref: the reference as the user gave it.
+        lineage: also accept ids (and prefixes) known only from lineage rows, i.e.
+            intermediate models of a normalization that were never stored.
+
+    Raises:
+        CatalogueError: nothing matches, or the reference is ambiguous.
+    """
+    ids = list_models(root)
+    if ref in ids:
+        return ref
+    hits = _prefix_hits(ids, ref)
+    if not hits:
+        hits = sorted(m for m, name in model_names(root).items() if name == ref)
+    if not hits and lineage:
+        known = _lineage_ids(root)
+        hits = [ref] if ref in known else _prefix_hits(known, ref)
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise _ambiguous(root, ref, hits)
+    raise CatalogueError(f"no model {ref!r} in {root}; 'roon models' lists them")
+
+
+def load_catalogued_model(root: Path, model_id: str) -> MLP:
+    """Load a committed model's weights back into an :class:`~roon.mlp.MLP`.
+
+    Raises:
+        CatalogueError: the weights are missing or do not hash to ``model_id``.
+    """
+    from roon.ingest.loaders import load_model
+
+    path = layout.weights_path(root, model_id)
+    if not path.is_file():
+        raise CatalogueError(f"model {model_id} has no stored weights ({path} is missing)")
+    mlp = load_model(path)
+    if mlp.id != model_id:
+        raise CatalogueError(f"{path}: stored weights hash to {mlp.id}, not {model_id}")
+    return mlp
+
+
+def load_model_ref(
+    ref: str | os.PathLike[str],
+    catalogue: str | os.PathLike[str] | None = None,
+    *,
+    activation: str | None = None,
+) -> MLP:
+    """A model from a file path, else from the catalogue (id, id prefix or name).
+
+    Args:
+        ref: a model file roon can load, or a catalogue reference.
+        catalogue: the catalogue to look references up in.
+        activation: hidden activation for files that store none (default relu).
+
+    Raises:
+        CatalogueError: ``ref`` is neither a file nor a model of the catalogue.
+        ModelFormatError: the file cannot be loaded.
+    """
+    from roon.ingest.loaders import load_model
+
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return load_model(path, activation=activation)
+    if catalogue is None:
+        raise CatalogueError(f"{str(ref)!r} is not a file, and no catalogue was given")
+    try:
+        root = layout.open_catalogue(catalogue)
+    except CatalogueError:
+        raise CatalogueError(
+            f"{str(ref)!r} is not a file, and there is no catalogue at {catalogue} to look it up in"
+        ) from None
+    return load_catalogued_model(root, resolve_model(root, str(ref)))

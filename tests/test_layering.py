@@ -1,0 +1,81 @@
+"""Dependencies run one way: no module imports one from a layer above it (README: Layout)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (prefix, layer): the longest matching prefix decides a module's layer.
+LAYERS = [
+    ("roon.errors", 0),
+    ("roon.progress", 0),
+    ("roon.schema", 0),
+    ("roon.mlp", 1),
+    ("roon.kernels", 2),
+    ("roon.ingest.loaders", 3),
+    ("roon.ingest.normalize", 3),
+    ("roon.ingest.tokenize", 3),
+    ("roon.ingest.rows", 3),
+    ("roon.ingest.derived", 3),
+    ("roon.store", 4),
+    ("roon.ingest", 5),  # the package and its jobs: pipeline, reindex, normalize_job
+    ("roon.query", 5),
+    ("roon.cli", 6),
+    ("roon.__main__", 6),
+]
+
+
+def layer_of(module: str) -> int | None:
+    hits = [(len(p), rank) for p, rank in LAYERS if module == p or module.startswith(p + ".")]
+    return max(hits)[1] if hits else None
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[0] == "schema":
+        parts = ["roon", "schema", *parts[1:]]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [(f"{node.module}.{alias.name}", node.lineno) for alias in node.names]
+            found.append((node.module, node.lineno))
+    return [(m, line) for m, line in found if m.startswith("roon.")]
+
+
+SOURCES = sorted([*(ROOT / "roon").rglob("*.py"), *(ROOT / "schema").rglob("*.py")])
+
+
+def test_every_module_has_a_layer():
+    missing = [
+        _module_name(p) for p in SOURCES if p.name != "__init__.py" or p.parent.name != "roon"
+    ]
+    assert [m for m in missing if m != "roon" and layer_of(m) is None] == []
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_run_downwards(path: Path):
+    me = _module_name(path)
+    mine = layer_of(me)
+    if mine is None:  # roon/__init__.py: the public API re-exports every layer lazily
+        return
+    upward = []
+    for target, line in _imports(path):
+        theirs = layer_of(target)
+        # `from roon.ingest.loaders import x` names a module or an attribute: either way
+        # its layer is that of the longest known prefix
+        if theirs is not None and theirs > mine:
+            upward.append(f"line {line}: {target} (layer {theirs} > {mine})")
+    assert not upward, f"{me} imports upwards: {upward}"

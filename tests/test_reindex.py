@@ -1,0 +1,122 @@
+"""`roon reindex`: derived tables rebuilt from stored weights, equal to a fresh ingest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+from fixtures import abs_net, and_or_net, random_mlp
+from typer.testing import CliRunner
+
+from roon.cli import app
+from roon.ingest.derived import DERIVED_TABLES
+from roon.ingest.pipeline import ingest_model
+from roon.ingest.reindex import reindex_catalogue
+from roon.store import layout, open_catalogue, read_table
+from roon.store.migrate import stale_tables
+
+pytestmark = pytest.mark.integration
+
+MODELS = (abs_net(), and_or_net(), random_mlp(seed=4), random_mlp(seed=5, activation="tanh"))
+
+
+def _build(path: Path) -> Path:
+    root = open_catalogue(path, create=True)
+    for i, m in enumerate(MODELS):
+        ingest_model(m, root, input_domain="signed" if i == 1 else "binary", backend="ref")
+    return root
+
+
+def _rows(root: Path, table: str) -> list[dict]:
+    t = read_table(root, table)
+    keys = [c for c in ("neuron_id", "model_id", "kind", "position") if c in t.column_names]
+    return t.sort_by([(k, "ascending") for k in keys]).to_pylist()
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Path:
+    return _build(tmp_path / "fresh")
+
+
+def test_a_table_missing_from_an_older_catalogue_is_rebuilt_identically(tmp_path, fresh):
+    old = _build(tmp_path / "old")
+    victim = MODELS[1].id  # the signed-domain model: domains must come from the layers table
+    layout.table_path(old, victim, "signatures").unlink()
+    layout.table_path(old, MODELS[2].id, "tokens").unlink()
+    layout.derived_path(old, victim).unlink()  # written before derived.json existed
+    assert stale_tables(old, victim, DERIVED_TABLES) == ["signatures"]
+    assert read_table(old, "signatures").num_rows < read_table(fresh, "signatures").num_rows
+
+    results = {r.model_id: r for r in reindex_catalogue(old, backend="ref")}
+    assert results[victim].status == "reindexed" and results[victim].tables == ("signatures",)
+    assert results[MODELS[2].id].tables == ("tokens",)
+    assert {r.status for m, r in results.items() if m not in (victim, MODELS[2].id)} == {"current"}
+    for table in DERIVED_TABLES:
+        assert _rows(old, table) == _rows(fresh, table), table
+    rows = read_table(old, "signatures").filter(
+        pc.equal(read_table(old, "signatures")["model_id"], victim)
+    )
+    # layer 0 sees the declared signed inputs, layer 1 the ReLU outputs of layer 0
+    assert sorted(set(zip(rows["layer"].to_pylist(), rows["domain"].to_pylist(), strict=True))) == [
+        (0, "signed"),
+        (1, "binary"),
+    ]
+    # a second run has nothing to do
+    assert {r.status for r in reindex_catalogue(old)} == {"current"}
+
+
+def test_an_older_table_version_is_recomputed_and_recorded(tmp_path, fresh):
+    model = MODELS[0].id
+    path = layout.derived_path(fresh, model)
+    path.write_text(json.dumps({"signatures": 0, "tokens": DERIVED_TABLES["tokens"]}))
+    assert stale_tables(fresh, model, DERIVED_TABLES) == ["signatures"]
+    [result] = [r for r in reindex_catalogue(fresh) if r.model_id == model]
+    assert result.status == "reindexed" and result.tables == ("signatures",)
+    assert json.loads(path.read_text()) == DERIVED_TABLES
+
+
+def test_force_recomputes_everything_and_changes_nothing(fresh):
+    before = {t: _rows(fresh, t) for t in DERIVED_TABLES}
+    results = reindex_catalogue(fresh, force=True, models=[MODELS[3].name])
+    assert [(r.model_id, r.tables) for r in results] == [(MODELS[3].id, tuple(DERIVED_TABLES))]
+    assert {t: _rows(fresh, t) for t in DERIVED_TABLES} == before
+
+
+def test_damaged_weights_fail_that_model_only(tmp_path, fresh):
+    broken = MODELS[2].id
+    layout.table_path(fresh, broken, "signatures").unlink()
+    layout.table_path(fresh, MODELS[3].id, "signatures").unlink()
+    layout.weights_path(fresh, broken).write_bytes(b"not safetensors")
+    results = {r.model_id: r for r in reindex_catalogue(fresh)}
+    assert results[broken].status == "failed" and "safetensors" in results[broken].reason
+    assert results[MODELS[3].id].status == "reindexed"
+    assert not layout.table_path(fresh, broken, "signatures").exists()
+
+
+def test_cli_reindex_reports_and_exits_1_on_failure(tmp_path, fresh):
+    copy = tmp_path / "copy"
+    shutil.copytree(fresh, copy)
+    layout.table_path(copy, MODELS[0].id, "tokens").unlink()
+    runner = CliRunner()
+    out = runner.invoke(app, ["reindex", "--catalogue", str(copy), "--json"])
+    assert out.exit_code == 0, out.output
+    rows = {r["model_id"]: r for r in json.loads(out.stdout)}
+    assert rows[MODELS[0].id]["status"] == "reindexed" and rows[MODELS[0].id]["tables"] == [
+        "tokens"
+    ]
+    layout.table_path(copy, MODELS[1].id, "tokens").unlink()
+    layout.weights_path(copy, MODELS[1].id).unlink()
+    out = runner.invoke(app, ["reindex", "--catalogue", str(copy)])
+    assert out.exit_code == 1 and "failed 1" in out.stdout
+    missing = runner.invoke(app, ["reindex", "--catalogue", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no roon catalogue" in missing.output
+
+
+def test_a_newer_catalogue_is_refused_with_the_fix(tmp_path, fresh):
+    marker = layout.marker_path(fresh)
+    marker.write_text(json.dumps({"format": "roon-catalogue", "version": 99}))
+    with pytest.raises(Exception, match="version 99, newer than this roon reads"):
+        reindex_catalogue(fresh)
