@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import ModelFormatError, RoonError, UnsupportedArchitectureError
+from roon.errors import ModelFormatError, RoonError, UnsupportedArchitectureError, one_line
 from roon.mlp import Layer, canonical_activation
 
 __all__ = [
@@ -62,7 +62,7 @@ class Loaded:
 
 def first_line(exc: BaseException, limit: int = 160) -> str:
     """A short one-line summary of a third-party exception, for wrapping it."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(exc)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

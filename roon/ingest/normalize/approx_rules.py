@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import InvalidArgumentError, ModelFormatError
+from roon.errors import InvalidArgumentError, ModelFormatError, one_line
 from roon.ingest.normalize.surgery import Surgery
 from roon.mlp import MLP, activate
 
@@ -117,7 +117,7 @@ def load_sample(path: str | os.PathLike[str]) -> np.ndarray:
 
             data = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        message = " ".join(str(exc).split())[:200]
+        message = one_line(exc)[:200]
         raise ModelFormatError(f"cannot read sample {path}: {message}") from None
     if suffix != ".npy":
         import torch
