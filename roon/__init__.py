@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported lazily, PEP 562)
 _LAZY = {
     "load_model": "roon.ingest.loaders",
+    "load_circuit": "roon.ingest.loaders",
     "ingest_models": "roon.ingest",
     "read_table": "roon.store",
     "reindex_catalogue": "roon.ingest.reindex",

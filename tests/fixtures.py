@@ -81,15 +81,16 @@ def brute_binary(weights, bias) -> tuple[int, list[int], int, int]:
     return int(np.count_nonzero(exc)), chow, closest, sum(abs(v) for v in ints)
 
 
-def one_line_error(exc_type: type, path: Path, *fragments: str) -> str:
-    """Load ``path``; assert it fails with exactly ``exc_type`` and a one-line message that
-    starts with the file and contains every fragment. Returns the message."""
+def one_line_error(exc_type: type, path: Path, *fragments: str, load=None) -> str:
+    """Load ``path`` (with ``load_model``, or ``load``); assert it fails with exactly
+    ``exc_type`` and a one-line message that starts with the file and contains every
+    fragment. Returns the message."""
     import pytest
 
     from roon.ingest.loaders import load_model
 
     with pytest.raises(exc_type) as info:
-        load_model(path)
+        (load or load_model)(path)
     msg = str(info.value)
     assert type(info.value) is exc_type
     assert msg.startswith(f"{path}: ") and "\n" not in msg, msg

@@ -48,9 +48,15 @@ def _root(
 
 
 def _register() -> None:
-    from roon.cli import catalogue_cmds, graph_cmds, normalize_cmds, signature_cmds
+    from roon.cli import (
+        catalogue_cmds,
+        circuit_cmds,
+        graph_cmds,
+        normalize_cmds,
+        signature_cmds,
+    )
 
-    for module in (catalogue_cmds, signature_cmds, normalize_cmds, graph_cmds):
+    for module in (catalogue_cmds, signature_cmds, normalize_cmds, graph_cmds, circuit_cmds):
         module.register(app)
 
 

@@ -9,6 +9,9 @@
 ``.onnx``              ONNX graphs that are a chain of dense layers
 =====================  =====================================================
 
+Reference circuits (small hand-written MLPs in JSON, and the library roon ships) load with
+``load_circuit`` (:mod:`roon.ingest.loaders.circuit`).
+
 Every failure on a bad source is a :class:`~roon.errors.RoonError`
 (:class:`~roon.errors.ModelFormatError` or
 :class:`~roon.errors.UnsupportedArchitectureError`) whose one-line message starts
@@ -29,10 +32,19 @@ from typing import Any, TypeVar
 
 from roon.errors import ModelFormatError, RoonError
 from roon.ingest.loaders._common import Loaded, sha256_file
+from roon.ingest.loaders.circuit import Circuit, circuit_names, list_circuits, load_circuit
 from roon.ingest.loaders.safetensors_io import save_safetensors
 from roon.mlp import MLP
 
-__all__ = ["MODEL_SUFFIXES", "load_model", "save_safetensors"]
+__all__ = [
+    "MODEL_SUFFIXES",
+    "Circuit",
+    "circuit_names",
+    "list_circuits",
+    "load_circuit",
+    "load_model",
+    "save_safetensors",
+]
 
 # extension → format name recorded in provenance
 _FORMATS = {
