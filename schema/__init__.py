@@ -29,7 +29,9 @@ TABLES = (
     "provenance",
     "signatures",
     "tokens",
+    "restricted",
     "lineage",
+    "matches",
 )
 
 _DUCKDB_TYPES = {
@@ -39,6 +41,7 @@ _DUCKDB_TYPES = {
     "float64": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
+    "list<int32>": "INTEGER[]",
 }
 
 
@@ -62,6 +65,8 @@ def _arrow_type(type_name: str) -> Any:
 
     if type_name.startswith("timestamp["):
         return pa.timestamp("us", tz="UTC")
+    if type_name == "list<int32>":
+        return pa.list_(pa.int32())
     return {
         "string": pa.string(),
         "int32": pa.int32(),

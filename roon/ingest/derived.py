@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from roon.errors import InvalidArgumentError
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, shifted
 
-__all__ = ["DERIVED_TABLES", "derived_tables", "signature_table"]
+__all__ = ["DERIVED_TABLES", "derived_tables", "restricted_table", "signature_table"]
 
 # table -> definition version (see the module docstring).
-DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1}
+DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1, "restricted": 1}
 
 
 def signature_table(
@@ -61,6 +63,33 @@ def signature_table(
     return pa.concat_tables(parts)
 
 
+def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
+    """The ``restricted`` rows of a model (:mod:`roon.kernels.restricted`), every layer."""
+    import pyarrow as pa
+
+    from roon.ingest.rows import neuron_ids
+    from roon.kernels.restricted import restricted_rows
+    from roon.schema import table_schema
+
+    parts = []
+    for i, layer in enumerate(mlp.layers):
+        rows = restricted_rows(layer.weight, layer.bias, domains[i])
+        n = len(rows.hash)
+        columns = {
+            "neuron_id": neuron_ids(mlp.id, i, rows.neuron),
+            "model_id": pa.array([mlp.id] * n),
+            "layer": pa.array(np.full(n, i, dtype=np.int32)),
+            "neuron": pa.array(rows.neuron),
+            "domain": pa.array([domains[i]] * n),
+            "k": pa.array(rows.k),
+            "inputs": pa.array(rows.input_lists(), type=pa.list_(pa.int32())),
+            "hash": pa.array(rows.hash, type=pa.string()),
+            "fragile": pa.array(rows.fragile),
+        }
+        parts.append(pa.table(columns, schema=table_schema("restricted")))
+    return pa.concat_tables(parts)
+
+
 def derived_tables(
     mlp: MLP,
     domains: Sequence[str],
@@ -99,4 +128,6 @@ def derived_tables(
         out["signatures"] = signature_table(mlp, domains, backend=backend, progress=progress)
     if "tokens" in wanted:
         out["tokens"] = tokens_table(mlp)
+    if "restricted" in wanted:
+        out["restricted"] = restricted_table(mlp, domains)
     return out
