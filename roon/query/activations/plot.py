@@ -2,8 +2,9 @@
 
 One row per matched layer pair:
 
-* left, the Pearson similarity of A's neurons (rows) with B's (columns), B's columns put
-  in the order of the matching so matched pairs lie on the diagonal; a colour bar.
+* left, the Pearson similarity of A's neurons (rows) with B's (columns), both put in the
+  order of the matching, best pair first, so matched pairs lie on the diagonal; a colour
+  bar.
 * right, the neurons of both layers as points, coloured by model, matched pairs joined.
   Each neuron is its z-scored activation profile over the sample; the embedding is
   scikit-learn's ``KernelPCA`` on the joint correlation matrix of both layers, which *is*
@@ -54,11 +55,13 @@ def neuron_embedding(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _order(layer: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column orders (positions in live_a/live_b) that put matches on the diagonal."""
+    """Row and column orders (positions in live_a/live_b) that put matches on the diagonal,
+    the best-correlated pair first; unmatched neurons last."""
     pos_a = {int(v): k for k, v in enumerate(layer.live_a)}
     pos_b = {int(v): k for k, v in enumerate(layer.live_b)}
-    rows = [pos_a[p.a] for p in layer.pairs]
-    cols = [pos_b[p.b] for p in layer.pairs]
+    ranked = sorted(layer.pairs, key=lambda p: (-p.correlation, p.a))
+    rows = [pos_a[p.a] for p in ranked]
+    cols = [pos_b[p.b] for p in ranked]
     rows += [k for k in range(len(layer.live_a)) if k not in set(rows)]
     cols += [k for k in range(len(layer.live_b)) if k not in set(cols)]
     return np.array(rows, dtype=int), np.array(cols, dtype=int)
@@ -90,8 +93,8 @@ def _heat_map(fig: Any, ax: Any, result: Any, layer: Any) -> None:
     bar.set_label("Pearson correlation")
     _ticks(ax, "y", layer.live_a[rows])
     _ticks(ax, "x", layer.live_b[cols])
-    ax.set_ylabel(f"{result.model_a} {layer.layer_a} neuron")
-    ax.set_xlabel(f"{result.model_b} {layer.layer_b} neuron (in matched order)")
+    ax.set_ylabel(f"{result.model_a} {layer.layer_a} neuron (best match first)")
+    ax.set_xlabel(f"{result.model_b} {layer.layer_b} neuron (its match)")
     kind = "debiased CKA" if result.debiased else "CKA"
     ax.set_title(
         f"{layer.layer_a} vs {layer.layer_b}: {kind} {layer.cka:.3f}, "
