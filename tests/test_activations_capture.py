@@ -138,6 +138,32 @@ def test_module_that_is_not_called_or_returns_a_tuple_is_an_error():
     assert all(not m._forward_hooks for m in net.modules())
 
 
+def test_batches_of_changing_shape_or_batch_last_outputs_are_errors():
+    conv = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.ReLU())
+    stream = [torch.zeros(4, 1, 10), torch.zeros(4, 1, 12)]
+    with pytest.raises(InvalidArgumentError, match="gave 40 features on this batch but 32"):
+        roon.capture(conv, stream)
+
+    class Transposed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x).T
+
+    class Outer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Transposed()
+
+        def forward(self, x):
+            return self.inner(x)
+
+    with pytest.raises(InvalidArgumentError, match="returns shape \\(3, 6\\) for a batch of 6"):
+        roon.capture(Outer(), _inputs(6), layers=["inner"])
+
+
 def test_every_input_form_gives_the_same_statistics(tmp_path):
     mlp, x = random_mlp(), _inputs(90)
     reference = roon.capture(mlp, x, batch_size=90)
@@ -279,3 +305,17 @@ def test_memory_of_a_streamed_capture_does_not_grow_with_the_sample():
     held = 60_000 * (8 + 32 + 32 + 4) * 8  # bytes of the large sample's activations
     assert large < 1.25 * small, (small, large)
     assert large < held / 20, (large, held)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_module_on_the_gpu_gives_the_cpu_statistics():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    net = net.double()
+    x = _inputs(500)
+    on_cpu = roon.capture(net, x, batch_size=64)
+    on_gpu = roon.capture(net.cuda(), x, batch_size=64)
+    for name in ("0", "1", "2"):
+        np.testing.assert_allclose(on_gpu.covariance(name), on_cpu.covariance(name), atol=1e-10)
+    assert all(not m._forward_hooks for m in net.modules())

@@ -86,7 +86,8 @@ def _print(result: Any, top: int) -> None:
         summary,
         title="matched layers",
     )
-    rows, hidden = [], 0
+    rows: list[list[Any]] = []
+    hidden = 0
     for layer in result.layers:
         ranked = sorted(layer.pairs, key=lambda p: (-p.correlation, p.a))
         shown = ranked if top <= 0 else ranked[:top]

@@ -226,6 +226,7 @@ def capture_many(
                 for r, out in zip(runners, outputs, strict=True)
             ]
             _check_finite(rows, runners, done)
+            _check_widths(rows, runners, moments)
             moments.update(rows)
             if done < keep:
                 for m, (r, out) in enumerate(zip(runners, outputs, strict=True)):
@@ -255,4 +256,13 @@ def _check_finite(rows: list[np.ndarray], runners: list[Any], done: int) -> None
             raise InvalidArgumentError(
                 f"{runner.label} produced NaN or infinite activations on samples "
                 f"{done}..{done + row.shape[0] - 1}; check the inputs"
+            )
+
+
+def _check_widths(rows: list[np.ndarray], runners: list[Any], moments: Moments) -> None:
+    for row, runner, width in zip(rows, runners, moments.features, strict=True):
+        if row.shape[1] != width:
+            raise InvalidArgumentError(
+                f"{runner.label}'s layers gave {row.shape[1]} features on this batch but "
+                f"{width} on the first; all batches must have one shape"
             )

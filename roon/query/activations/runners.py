@@ -158,6 +158,8 @@ class ModuleRunner:
         device = param.device if param is not None else "cpu"
         if not isinstance(batch, torch.Tensor):
             batch = torch.from_numpy(np.ascontiguousarray(batch))
+        if not batch.is_floating_point():  # token ids and the like stay integers
+            return batch.to(device=device)
         return batch.to(device=device, dtype=dtype)
 
     def run(self, batch: Any) -> dict[str, np.ndarray]:
@@ -181,6 +183,13 @@ class ModuleRunner:
             raise InvalidArgumentError(
                 f"module {missing[0]!r} of {self.label} did not run in the forward pass"
             )
+        for name in self.names:
+            if self._seen[name].ndim == 0 or self._seen[name].shape[0] != x.shape[0]:
+                raise InvalidArgumentError(
+                    f"module {name!r} of {self.label} returns shape "
+                    f"{tuple(self._seen[name].shape)} for a batch of {x.shape[0]}; capture "
+                    "needs the batch first"
+                )
         return {name: _as_rows(self._seen[name].float(), self.label) for name in self.names}
 
 
