@@ -184,6 +184,7 @@ def test_every_input_form_gives_the_same_statistics(tmp_path):
     for form, inputs in forms.items():
         cap = roon.capture(mlp, inputs, batch_size=32)
         assert cap.n_samples == 90, form
+        assert cap.inputs_digest == reference.inputs_digest, form
         for name in ("layer0", "layer2"):
             np.testing.assert_allclose(
                 cap.covariance(name), reference.covariance(name), atol=1e-12, err_msg=form
@@ -229,6 +230,17 @@ def test_pickled_code_in_a_pt_input_is_refused(tmp_path):
     torch.save({"callable": print}, tmp_path / "x.pt")  # weights_only refuses the global
     with pytest.raises(InvalidArgumentError, match="weights_only=True"):
         roon.capture(random_mlp(), tmp_path / "x.pt")
+
+
+def test_the_inputs_digest_tells_samples_apart():
+    x = _inputs(50)
+    first = roon.capture(random_mlp(), x).inputs_digest
+    assert len(first) == 32
+    assert roon.capture(random_mlp(seed=9), x, batch_size=7).inputs_digest == first
+    changed = x.copy()
+    changed[49, 3] += 1e-9
+    assert roon.capture(random_mlp(), changed).inputs_digest != first
+    assert roon.capture(random_mlp(), x[::-1]).inputs_digest != first
 
 
 def test_bad_parameters_are_invalid_arguments():

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Capture:
         samples: ``{(model, layer): [keep, width]}`` raw activations of the first
             ``keep`` samples (empty unless asked).
         inputs: how the inputs were given (a file path or ``inputs``).
+        inputs_digest: a 128-bit hash of the input samples (their values as float64, in
+            order), so a stored result names the data it came from.
     """
 
     models: tuple[Any, ...]
@@ -56,6 +59,7 @@ class Capture:
     moments: Moments = field(repr=False)
     samples: dict[tuple[int, str], np.ndarray] = field(repr=False, default_factory=dict)
     inputs: str = "inputs"
+    inputs_digest: str = ""
 
     def _block(self, layer: str, model: int) -> int:
         if not 0 <= model < len(self.models):
@@ -207,11 +211,13 @@ def capture_many(
     moments: Moments | None = None
     kept: dict[tuple[int, str], list[np.ndarray]] = {}
     done = 0
+    digest = hashlib.blake2b(b"roon-inputs-v1", digest_size=16)
     emit(progress, "samples", 0, stream.total, label)
     with ExitStack() as stack:
         for runner in runners:
             stack.enter_context(runner)
         for batch in stream:
+            digest.update(_sample_bytes(batch))
             outputs = [runner.run(batch) for runner in runners]
             if moments is None:
                 moments = Moments(
@@ -247,6 +253,7 @@ def capture_many(
         moments=moments,
         samples={key: np.concatenate(parts) for key, parts in kept.items()},
         inputs=stream.label,
+        inputs_digest=digest.hexdigest(),
     )
 
 
@@ -266,3 +273,11 @@ def _check_widths(rows: list[np.ndarray], runners: list[Any], moments: Moments) 
                 f"{runner.label}'s layers gave {row.shape[1]} features on this batch but "
                 f"{width} on the first; all batches must have one shape"
             )
+
+
+def _sample_bytes(batch: Any) -> bytes:
+    """The batch's values as little-endian float64 rows: equal data, equal bytes, whatever
+    the batching or the container (array, tensor, file)."""
+    if hasattr(batch, "detach"):
+        batch = batch.detach().cpu().double().numpy()
+    return np.ascontiguousarray(batch, dtype="<f8").tobytes()

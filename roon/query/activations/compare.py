@@ -109,7 +109,8 @@ class ActivationComparison:
 
     Attributes:
         model_a, model_b: the two models' names; ``id_a``/``id_b`` their ids (MLPs).
-        n_samples: samples both models ran on; ``inputs`` how they were given.
+        n_samples: samples both models ran on; ``inputs`` how they were given;
+            ``inputs_digest`` a hash of their values.
         layers_a, layers_b: the captured layers, the rows and columns of ``cka``.
         cka: ``[len(layers_a), len(layers_b)]`` linear CKA (debiased if ``debiased``).
         layers: the matched layer pairs.
@@ -123,6 +124,7 @@ class ActivationComparison:
     id_b: str | None
     n_samples: int
     inputs: str
+    inputs_digest: str
     layers_a: tuple[str, ...]
     layers_b: tuple[str, ...]
     cka: np.ndarray = field(repr=False)
@@ -140,6 +142,7 @@ class ActivationComparison:
             "id_b": self.id_b,
             "n_samples": self.n_samples,
             "inputs": self.inputs,
+            "inputs_digest": self.inputs_digest,
             "debiased": self.debiased,
             "cka": {
                 "rows": list(self.layers_a),
@@ -284,6 +287,7 @@ def compare_activations(
         id_b=ids[1],
         n_samples=cap.n_samples,
         inputs=cap.inputs,
+        inputs_digest=cap.inputs_digest,
         layers_a=layers_a,
         layers_b=layers_b_,
         cka=cka,
