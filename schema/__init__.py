@@ -30,6 +30,7 @@ TABLES = (
     "signatures",
     "tokens",
     "lineage",
+    "activation_matches",
 )
 
 _DUCKDB_TYPES = {

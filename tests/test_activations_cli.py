@@ -92,3 +92,70 @@ def test_inputs_of_the_wrong_width_or_a_missing_file(files, tmp_path):
     assert result.exit_code == 1 and "7 features per sample" in result.stderr
     result = roon("compare-activations", files["a"], files["b"], "--inputs", tmp_path / "no.npy")
     assert result.exit_code == 1 and "no such inputs file" in result.stderr
+
+
+@pytest.fixture
+def catalogue(files, tmp_path) -> Path:
+    root = tmp_path / "cat"
+    result = roon("ingest", files["a"], files["b"], "--catalogue", root)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def _sql(catalogue: Path, query: str) -> list[dict]:
+    result = roon("sql", query, "--catalogue", catalogue, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_save_stores_the_matching_once_and_models_resolve_by_reference(files, catalogue):
+    from roon.ingest.loaders import load_model
+
+    a, b = load_model(files["a"]), load_model(files["b"])
+    args = ["compare-activations", a.id[:8], b.id, "--inputs", files["x"], "--save"]
+    args += ["-c", catalogue]
+    first = roon(*args)  # an id prefix and a full id, resolved in the catalogue
+    assert first.exit_code == 0, first.output
+    assert "stored 17 new matched pairs" in first.stderr
+    rows = _sql(
+        catalogue,
+        "SELECT layer_a, count(*) AS n, bool_and(signatures_equal) AS eq, "
+        "min(correlation) AS r FROM activation_matches GROUP BY ALL ORDER BY ALL",
+    )
+    assert [(r["layer_a"], r["n"], r["eq"]) for r in rows] == [
+        ("layer0", 8, True),
+        ("layer1", 6, True),
+        ("layer2", 3, True),
+    ]
+    assert all(r["r"] == pytest.approx(1.0, abs=1e-9) for r in rows)  # b is a permuted a
+    again = roon(*args)
+    assert again.exit_code == 0 and "stored 0 new matched pairs" in again.stderr
+    joined = _sql(
+        catalogue,
+        "SELECT count(*) AS n FROM activation_matches m JOIN models ma ON ma.model_id = m.model_a",
+    )
+    assert joined == [{"n": 17}]
+
+
+def test_save_refuses_a_model_outside_the_catalogue_before_any_work(files, catalogue, tmp_path):
+    other = save_safetensors(random_mlp((5, 8, 6, 3), seed=99), tmp_path / "other.safetensors")
+    result = roon(
+        "compare-activations", files["a"], other, "--inputs", files["x"], "--save", "-c", catalogue
+    )
+    assert result.exit_code == 1
+    assert "is not in" in result.stderr and "ingest it first" in result.stderr
+    assert result.stdout == ""  # refused before comparing
+    assert _sql(catalogue, "SELECT count(*) AS n FROM activation_matches") == [{"n": 0}]
+
+
+def test_matching_rows_follow_the_schema(files):
+    from roon.schema import table_schema
+
+    from roon.query.activations import compare_activations
+    from roon.query.activations.store import matching_table
+
+    result = compare_activations(files["a"], files["b"], files["x"])
+    table = matching_table(result)
+    assert table.schema == table_schema("activation_matches")
+    assert table.num_rows == 17
+    assert set(table.column("inputs_digest").to_pylist()) == {result.inputs_digest}

@@ -11,7 +11,9 @@ import typer
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
     CatalogueOption,
+    Domain,
     JsonOption,
+    ProgressBars,
     console,
     print_json,
     print_rows,
@@ -21,11 +23,6 @@ from roon.cli._common import (
 class GroupMethod(str, Enum):
     complete = "complete"
     components = "components"
-
-
-class Domain(str, Enum):
-    binary = "binary"
-    signed = "signed"
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -101,28 +98,6 @@ def _print(result: Any, top: int) -> None:
         out.print(f"{hidden} more pairs not shown (--top 0 shows all, --json gives everything)")
 
 
-class _Bars:
-    """Draws ``roon.progress`` events as a transient bar on stderr."""
-
-    def __init__(self) -> None:
-        from roon.cli._common import progress_bar
-
-        self.bar = progress_bar()
-        self.task: Any = None
-
-    def __enter__(self) -> _Bars:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def __call__(self, event: Any) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task(event.task, total=event.total)
-        self.bar.update(self.task, completed=event.done, total=event.total)
-
-
 def compare_activations(
     a: Annotated[str, typer.Argument(help="Model A: a model file or a catalogued model.")],
     b: Annotated[str, typer.Argument(help="Model B: a model file or a catalogued model.")],
@@ -157,7 +132,10 @@ def compare_activations(
         Path | None, typer.Option("--plot", help="Write the figure here (PNG, SVG, PDF).")
     ] = None,
     save: Annotated[
-        bool, typer.Option("--save", help="Store the matching in the catalogue.")
+        bool,
+        typer.Option(
+            "--save", help="Store the matching in the catalogue (both models catalogued)."
+        ),
     ] = False,
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
     as_json: JsonOption = False,
@@ -170,16 +148,18 @@ def compare_activations(
 
     Example: roon compare-activations a.safetensors b.safetensors --inputs x.npy --plot cmp.png
     """
-    from roon.cli.normalize_cmds import _load
+    from roon.errors import InvalidArgumentError
     from roon.query.activations import compare_activations as compare
     from roon.query.activations import plot_comparison
+    from roon.query.activations.store import require_catalogued, save_matching
+    from roon.store import load_model_ref
 
     if plot is not None and not plot.expanduser().parent.is_dir():
-        from roon.errors import InvalidArgumentError
-
         raise InvalidArgumentError(f"--plot {plot}: folder {plot.parent} does not exist")
-    models = [_load(ref, catalogue) for ref in (a, b)]
-    with _Bars() as bars:
+    models = [load_model_ref(ref, catalogue) for ref in (a, b)]
+    if save:
+        require_catalogued(catalogue, models)  # refuse before the work, not after it
+    with ProgressBars() as bars:
         result = compare(
             models[0],
             models[1],
@@ -196,12 +176,17 @@ def compare_activations(
         )
     if plot is not None:
         plot_comparison(result, plot)
+    added = save_matching(result, catalogue) if save else None
     if as_json:
         print_json(result.to_dict())
     else:
         _print(result, top)
     if plot is not None:
         console(stderr=True).print(f"figure written to {plot}")
+    if added is not None:
+        console(stderr=True).print(
+            f"stored {added} new matched pairs in {catalogue} (table activation_matches)"
+        )
 
 
 def register(app: typer.Typer) -> None:
