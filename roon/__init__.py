@@ -37,6 +37,8 @@ _LAZY = {
     "signatures": "roon.kernels",
     "is_equivalent_to": "roon.kernels",
     "SignatureBatch": "roon.kernels",
+    "capture": "roon.query.activations",
+    "compare_activations": "roon.query.activations",
 }
 
 __all__ = [

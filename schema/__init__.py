@@ -32,6 +32,7 @@ TABLES = (
     "restricted",
     "lineage",
     "matches",
+    "activation_matches",
 )
 
 _DUCKDB_TYPES = {

@@ -49,6 +49,7 @@ def _root(
 
 def _register() -> None:
     from roon.cli import (
+        activation_cmds,
         catalogue_cmds,
         circuit_cmds,
         graph_cmds,
@@ -56,7 +57,14 @@ def _register() -> None:
         signature_cmds,
     )
 
-    for module in (catalogue_cmds, signature_cmds, normalize_cmds, graph_cmds, circuit_cmds):
+    for module in (
+        catalogue_cmds,
+        signature_cmds,
+        normalize_cmds,
+        activation_cmds,
+        graph_cmds,
+        circuit_cmds,
+    ):
         module.register(app)
 
 
