@@ -113,6 +113,24 @@ def test_save_safetensors_round_trips_exactly(tmp_path):
     assert len(list(tmp_path.iterdir())) == 1
 
 
+def test_save_safetensors_writes_the_same_bytes_every_time(tmp_path):
+    # the safetensors library orders its header from a hash map, anew on every call
+    rng = np.random.default_rng(3)
+    mlp = MLP(
+        [Layer(rng.normal(size=(3, 2)), rng.normal(size=3)), Layer(np.ones((1, 3)), [0.0])],
+        name="twice",
+        metadata={"input_domain": "signed", "input_bounds": [-1.0, 1.0], "z": 1, "a": 2},
+    )
+    files = [save_safetensors(mlp, tmp_path / f"m{i}.safetensors") for i in range(6)]
+    blobs = {f.read_bytes() for f in files}
+    assert len(blobs) == 1
+    (blob,) = blobs
+    header_size = int.from_bytes(blob[:8], "little")
+    assert header_size % 8 == 0  # the format's alignment, kept
+    back = load_model(files[0])
+    assert back == mlp and back.name == "twice" and back.metadata == mlp.metadata
+
+
 def test_safetensors_bad_roon_header(tmp_path):
     from safetensors.numpy import save_file
 

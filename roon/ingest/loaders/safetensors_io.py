@@ -154,12 +154,28 @@ def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
     for i, layer in enumerate(mlp.layers):
         tensors[f"layers.{i}.weight"] = np.ascontiguousarray(layer.weight)
         tensors[f"layers.{i}.bias"] = np.ascontiguousarray(layer.bias)
-    data = save(tensors, metadata=header)
+    data = _canonical_header(save(tensors, metadata=header))
     try:
         _atomic_write(path, data)
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     return path
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """``data`` with its JSON header's keys sorted, so equal models give equal bytes.
+
+    The safetensors library writes the header from a Rust hash map whose order changes from
+    call to call (measured: five saves of one model, four different byte strings). The
+    tensor offsets are relative to the end of the header, so re-serializing it (padded
+    with spaces to a multiple of 8, as the format does) leaves the data untouched.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    raw = text.encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data[8 + size :]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
