@@ -44,6 +44,33 @@ def test_in_memory_module_is_ingested_with_its_activations(tmp_path: Path):
     assert domains == ["binary"] * 4 + ["signed"] * 2
 
 
+def test_input_domain_comes_from_the_model_metadata_unless_given(tmp_path: Path):
+    from fixtures import abs_net, random_mlp
+
+    from roon.ingest.loaders import save_safetensors
+
+    signed = save_safetensors(
+        abs_net().replace(metadata={"input_domain": "signed"}), tmp_path / "abs.safetensors"
+    )
+    plain = save_safetensors(random_mlp(seed=3, name="plain"), tmp_path / "plain.safetensors")
+    results = ingest_models([signed, plain], tmp_path / "cat", backend="ref")
+    assert [r.status for r in results] == ["ingested", "ingested"]
+    layers = read_table(tmp_path / "cat", "layers").to_pylist()
+    by_model = {(r["model_id"], r["layer"]): r["input_domain"] for r in layers}
+    assert by_model[(results[0].model_id, 0)] == "signed"  # from the metadata
+    assert by_model[(results[1].model_id, 0)] == "binary"  # nothing recorded: binary
+    # an explicit domain wins over the metadata
+    [explicit] = ingest_models([signed], tmp_path / "cat2", input_domain="binary", backend="ref")
+    layers = read_table(tmp_path / "cat2", "layers").to_pylist()
+    assert [r["input_domain"] for r in layers if r["layer"] == 0] == ["binary"]
+    # a domain roon does not know fails that source with one line, the others go on
+    odd = save_safetensors(
+        abs_net().replace(metadata={"input_domain": "ternary"}), tmp_path / "odd.safetensors"
+    )
+    [bad] = ingest_models([odd], tmp_path / "cat3", backend="ref")
+    assert bad.status == "failed" and "'ternary'" in bad.reason and "\n" not in bad.reason
+
+
 def test_normalize_stores_both_models_and_the_lineage(tmp_path: Path):
     cat = tmp_path / "cat"
     [result] = ingest_models([ACAS], cat, normalize=["rescale", "canonical"])

@@ -35,8 +35,11 @@ def ingest(
         typer.Option(help="Hidden activation for files that store none (default relu)."),
     ] = None,
     input_domain: Annotated[
-        Domain, typer.Option(help="Signature domain of the model inputs.")
-    ] = Domain.binary,
+        Domain | None,
+        typer.Option(
+            help="Signature domain of the model inputs (default: the file's own, else binary)."
+        ),
+    ] = None,
     min_weight: Annotated[
         float, typer.Option(help="Store only edges with |weight| >= this (0 keeps all).")
     ] = 0.0,
@@ -62,7 +65,7 @@ def ingest(
             files,
             catalogue,
             activation=activation,
-            input_domain=input_domain.value,
+            input_domain=input_domain.value if input_domain else None,
             min_weight=min_weight,
             normalize=rules,
             backend=backend,

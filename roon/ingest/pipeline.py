@@ -15,11 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roon.errors import CatalogueError, RoonError, one_line
+from roon.errors import CatalogueError, ModelFormatError, RoonError, one_line
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, emit
 
-__all__ = ["IngestResult", "expand_sources", "ingest_models", "ingest_model", "store_derivation"]
+__all__ = [
+    "IngestResult",
+    "expand_sources",
+    "ingest_models",
+    "ingest_model",
+    "model_input_domain",
+    "store_derivation",
+]
+
+# The model metadata entry that names the signature domain of its inputs (the zoo and the
+# circuit loader write it); an explicit ``input_domain`` argument wins over it.
+INPUT_DOMAIN_KEY = "input_domain"
 
 
 @dataclass(frozen=True)
@@ -81,11 +92,31 @@ def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(unique)
 
 
+def model_input_domain(mlp: MLP, input_domain: str | None = None) -> str:
+    """The signature domain of ``mlp``'s inputs: ``input_domain`` if given, else the
+    model's ``input_domain`` metadata entry, else ``binary``.
+
+    Raises:
+        ModelFormatError: the metadata names a domain roon does not know.
+    """
+    from roon.ingest.rows import INPUT_DOMAINS
+
+    if input_domain is not None:
+        return input_domain
+    value = mlp.metadata.get(INPUT_DOMAIN_KEY, "binary")
+    if value not in INPUT_DOMAINS:
+        raise ModelFormatError(
+            f"model metadata {INPUT_DOMAIN_KEY!r} is {value!r}; expected one of "
+            f"{', '.join(INPUT_DOMAINS)} (or pass --input-domain)"
+        )
+    return str(value)
+
+
 def ingest_model(
     mlp: MLP,
     catalogue: Path,
     *,
-    input_domain: str = "binary",
+    input_domain: str | None = None,
     min_weight: float = 0.0,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
@@ -95,7 +126,8 @@ def ingest_model(
     Args:
         mlp: the model.
         catalogue: an opened catalogue (:func:`roon.store.open_catalogue`).
-        input_domain: signature domain of the model inputs (``binary`` or ``signed``).
+        input_domain: signature domain of the model inputs (``binary`` or ``signed``);
+            None takes the model's own (:func:`model_input_domain`).
         min_weight: store only edges with ``|w| >= min_weight``.
         backend: signature backend.
         progress: ``neurons`` events while its signatures are computed.
@@ -106,6 +138,7 @@ def ingest_model(
 
     if has_model(catalogue, mlp.id):
         return False
+    input_domain = model_input_domain(mlp, input_domain)
     domains = layer_domains(mlp, input_domain)
     tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain)
     tables.update(derived_tables(mlp, domains, backend=backend, progress=progress))
@@ -118,7 +151,7 @@ def store_derivation(
     child: MLP,
     steps: Sequence[Any],
     *,
-    input_domain: str = "binary",
+    input_domain: str | None = None,
     min_weight: float = 0.0,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
@@ -158,7 +191,7 @@ def _ingest_source(
     *,
     activation: str | None,
     normalize: Sequence[str] | None,
-    input_domain: str,
+    input_domain: str | None,
     min_weight: float,
     backend: str,
     progress: ProgressCallback | None,
@@ -215,7 +248,7 @@ def ingest_models(
     catalogue: str | os.PathLike[str],
     *,
     activation: str | None = None,
-    input_domain: str = "binary",
+    input_domain: str | None = None,
     min_weight: float = 0.0,
     normalize: Sequence[str] | None = None,
     backend: str = "auto",
@@ -227,7 +260,9 @@ def ingest_models(
         sources: files, folders, glob patterns, or modules.
         catalogue: catalogue directory; created if missing.
         activation: hidden activation to assume for files that store none (default relu).
-        input_domain: signature domain of layer 0 (``binary`` or ``signed``).
+        input_domain: signature domain of layer 0 (``binary`` or ``signed``); None takes
+            each model's ``input_domain`` metadata entry (the zoo and circuit files record
+            one), else ``binary``.
         min_weight: store only edges with ``|w| >= min_weight``.
         normalize: normalizer rule names to apply; the original model, the normalized
             one and the lineage between them are stored.
