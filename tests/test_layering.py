@@ -24,6 +24,7 @@ LAYERS = [
     ("roon.store", 4),
     ("roon.ingest", 5),  # the package and its jobs: pipeline, reindex, normalize_job
     ("roon.query", 5),
+    ("roon.zoo", 5),  # trains and writes model files; reads through loaders, no catalogue
     ("roon.cli", 6),
     ("roon.__main__", 6),
 ]

@@ -55,6 +55,7 @@ def _register() -> None:
         graph_cmds,
         normalize_cmds,
         signature_cmds,
+        zoo_cmds,
     )
 
     for module in (
@@ -64,6 +65,7 @@ def _register() -> None:
         activation_cmds,
         graph_cmds,
         circuit_cmds,
+        zoo_cmds,
     ):
         module.register(app)
 
