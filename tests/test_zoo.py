@@ -77,6 +77,19 @@ def test_task_data_are_the_functions_they_name():
         assert task.input_domain == "signed" and task.input_bounds == (-1.0, 1.0)
 
 
+def test_each_task_names_a_library_circuit_that_exists():
+    from roon.ingest.loaders.circuit import list_circuits
+
+    library = {c.name: c for c in list_circuits()}
+    named = {name: task.circuit for name, task in TASKS.items() if task.circuit}
+    assert set(named) == set(TASKS) - {"absdiff", "parity3", "digits"}
+    for name, circuit in named.items():
+        assert circuit in library, circuit
+        task, reference = TASKS[name], library[circuit]
+        assert reference.input_domain == task.input_domain
+        assert reference.input_width == task.inputs
+
+
 def test_digits_are_the_bundled_ones_scaled_and_split_by_class():
     data = TASKS["digits"].dataset()
     assert data.x.shape == (1437, 64) and data.x_eval.shape == (360, 64)
