@@ -25,9 +25,9 @@ _MIN_PIECE = 64
 
 @cache
 def _module() -> Any:
-    from roon.kernels import _cpu
+    from importlib import import_module
 
-    return _cpu
+    return import_module("roon.kernels._cpu")  # the compiled extension (no type stubs)
 
 
 def cpu_missing() -> str | None:
