@@ -53,6 +53,7 @@ def _register() -> None:
         catalogue_cmds,
         circuit_cmds,
         graph_cmds,
+        match_cmds,
         normalize_cmds,
         signature_cmds,
         zoo_cmds,
@@ -65,6 +66,7 @@ def _register() -> None:
         activation_cmds,
         graph_cmds,
         circuit_cmds,
+        match_cmds,
         zoo_cmds,
     ):
         module.register(app)

@@ -117,7 +117,8 @@ def push(
     out = console()
     out.print(
         f"pushed {len(summary.models_pushed)} models, skipped {len(summary.models_skipped)} "
-        f"already complete, merged {summary.lineage_rows} lineage rows "
+        f"already complete, merged {summary.lineage_rows} lineage rows and "
+        f"{summary.match_rows} circuit matches "
         f"→ {summary.uri} (database {summary.database})"
     )
     out.print(

@@ -222,24 +222,44 @@ def _row_key(table: str, row: Mapping[str, object]) -> str:
     return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
 
 
+def _present_keys(folder: Path, table: str) -> set[str]:
+    """Row keys of the rows already stored in a catalogue table's folder."""
+    key = table_spec(table).get("key") or table_schema(table).names
+    found: set[str] = set()
+    for path in sorted(folder.glob("*.parquet")):
+        rows = pq.read_table(path, columns=list(key)).to_pylist()
+        found.update(_row_key(table, r) for r in rows)
+    return found
+
+
 def write_rows(root: Path, table: str, rows: pa.Table) -> int:
-    """Add rows to a catalogue table (``lineage``, ...); rows already present are skipped.
+    """Add rows to a catalogue table (``lineage``, ``matches``, ...); rows already there
+    are skipped.
 
     A row's identity is the table's ``key`` columns (its schema file), so writing the
-    same rows twice adds nothing. Returns the number of rows added.
+    same rows twice adds nothing. The new rows go into one Parquet file (named by their
+    keys), written aside and renamed into place under the lock. Returns the rows added.
     """
     rows = _conform(table, rows)
     folder = layout.rows_dir(root, table)
     folder.mkdir(exist_ok=True)
-    added = 0
     with catalogue_lock(root):
-        for i, row in enumerate(rows.to_pylist()):
-            path = folder / f"{_row_key(table, row)}.parquet"
-            if path.exists():
-                continue
-            tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-            _write_parquet(rows.slice(i, 1), tmp)
+        present = _present_keys(folder, table)
+        keys = [_row_key(table, r) for r in rows.to_pylist()]
+        fresh: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in present and k not in fresh:
+                fresh[k] = i
+        if not fresh:
+            return 0
+        new = rows.take(pa.array(list(fresh.values()), type=pa.int64()))
+        name = hashlib.blake2b("|".join(sorted(fresh)).encode(), digest_size=16).hexdigest()
+        path = folder / f"{name}.parquet"
+        tmp = folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            _write_parquet(new, tmp)
             os.replace(tmp, path)
-            added += 1
+        finally:
+            tmp.unlink(missing_ok=True)
         _fsync_dir(folder)
-    return added
+    return len(fresh)

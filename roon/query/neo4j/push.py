@@ -34,6 +34,7 @@ class PushSummary:
     models_pushed: list[str] = field(default_factory=list)
     models_skipped: list[str] = field(default_factory=list)
     lineage_rows: int = 0
+    match_rows: int = 0
     rows_sent: int = 0
     batches: int = 0
     nodes_created: int = 0
@@ -224,6 +225,9 @@ def push_catalogue(
     lineage = read_table(root, "lineage").to_pylist()
     batcher.send(statements.MERGE_LINEAGE, lineage, lambda: None)
     summary.lineage_rows = len(lineage)
+    matches = [_match_row(r) for r in read_table(root, "matches").to_pylist()]
+    batcher.send(statements.MERGE_MATCHES, matches, lambda: None)
+    summary.match_rows = len(matches)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -234,15 +238,22 @@ def _match_row(row: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidArgumentError(
             f"match row lacks {', '.join(missing)}; it needs {', '.join(_MATCH_KEYS)}"
         )
-    maps = row["maps"]
+
+    def text(value: Any) -> str:
+        # a JSON string keys the relationship, so the same maps always give the same text
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+    deviation = row.get("deviation")
     return {
         "circuit": str(row["circuit"]),
+        "circuit_id": str(row.get("circuit_id") or ""),
         "description": str(row["description"] or ""),
         "model_id": str(row["model_id"]),
         "layer_offset": int(row["layer_offset"]),
-        # a JSON string keys the relationship, so the same maps always give the same text
-        "maps": maps if isinstance(maps, str) else json.dumps(maps, sort_keys=True),
+        "maps": text(row["maps"]),
+        "input_map": text(row.get("input_map", [])),
         "verified": bool(row["verified"]),
+        "deviation": None if deviation is None else float(deviation),
     }
 
 
@@ -258,7 +269,8 @@ def push_matches(
         store: an open connection.
         rows: one mapping per match with keys ``circuit`` (name), ``description``,
             ``model_id``, ``layer_offset``, ``maps`` (JSON text, or an object that is
-            dumped with sorted keys) and ``verified``: the shape of the ``matches`` table.
+            dumped with sorted keys) and ``verified``, optionally ``circuit_id``,
+            ``input_map`` and ``deviation``: the shape of the ``matches`` table.
         batch_size: rows per transaction.
 
     Returns:

@@ -122,13 +122,16 @@ SET r.changes = row.changes,
 
 # One APPEARS_IN per (circuit, model, layer offset, maps): a circuit may sit in a model
 # several times.
+# Saved circuit matches (the ``matches`` table): one APPEARS_IN per embedding, keyed by
+# its offset and maps (JSON text), with the functional check's result on it.
 MERGE_MATCHES = """
 UNWIND $rows AS row
 MERGE (c:Circuit {name: row.circuit})
-SET c.description = row.description
+SET c.description = row.description, c.circuit_id = row.circuit_id
 MERGE (m:Model {id: row.model_id})
-MERGE (c)-[a:APPEARS_IN {layer_offset: row.layer_offset, maps: row.maps}]->(m)
-SET a.verified = row.verified
+MERGE (c)-[a:APPEARS_IN {layer_offset: row.layer_offset, maps: row.maps,
+                         input_map: row.input_map}]->(m)
+SET a.verified = row.verified, a.deviation = row.deviation
 """
 
 COUNT_LABELS = """

@@ -1,0 +1,350 @@
+"""``roon where``: every embedding of a circuit in a catalogue, confirmed and checked.
+
+Three steps, each narrower than the one before:
+
+1. :func:`~roon.query.match.candidates.could_appear_in` — hash joins over the
+   ``signatures`` and ``restricted`` tables: placements (model, layer offset) where the
+   pattern could appear, with each pattern neuron's candidate target neurons;
+2. :func:`~roon.query.match.layered.embeddings` — the exact layered matcher over the full
+   stored weights (``model.safetensors``, never the possibly pruned ``edges`` table):
+   injective maps, edge signs, and the exact positional check of every neuron
+   (:func:`~roon.query.match.verify.functions_agree`), ``--strict`` on top;
+3. :func:`~roon.query.match.verify.embedding_deviation` — the functional check of every
+   embedding; ``verified`` when within the tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from roon.errors import CatalogueError, InvalidArgumentError
+from roon.mlp import MLP
+from roon.progress import ProgressCallback, emit
+from roon.query.match.layered import DEFAULT_NODE_BUDGET, Embedding, Search, embeddings
+from roon.query.match.pattern import Pattern, load_pattern
+from roon.query.match.verify import DEFAULT_TOLERANCE, SubnetworkCheck, embedding_deviation
+
+__all__ = [
+    "STRICT_TOLERANCE",
+    "Match",
+    "WhereResult",
+    "where",
+    "match_model",
+    "matches_table",
+]
+
+# --strict: every unmapped input of a mapped target neuron has |w| at most this fraction
+# of the neuron's largest mapped |w| (so the circuit is an isolated sub-network).
+STRICT_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Match:
+    """One embedding of a circuit in a model (the records ``roon where --json`` prints).
+
+    Attributes:
+        circuit: the circuit's name.
+        model: the target model's name.
+        model_id: its id.
+        layer_offset: the target layer of the circuit's first layer.
+        maps: per circuit layer, ``[[circuit neuron, target neuron], ...]``.
+        input_map: ``[[circuit input, target input], ...]``, target inputs of layer
+            ``layer_offset`` (model inputs when it is 0, else neurons of the layer below).
+        verified: the functional check passed (``deviation <= tolerance``).
+        deviation: the functional check's relative deviation (``inf``: nothing to compare).
+    """
+
+    circuit: str
+    model: str
+    model_id: str
+    layer_offset: int
+    maps: list[list[list[int]]]
+    input_map: list[list[int]]
+    verified: bool
+    deviation: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class WhereResult:
+    """Everything ``roon where`` found.
+
+    Attributes:
+        circuit: the circuit's name; ``circuit_id`` its network's hash.
+        matches: every embedding, verified or not, ordered by model name and offset.
+        models: models searched.
+        models_found: models with at least one verified embedding.
+        complete: False when some search stopped at its node budget or ``limit``.
+        notes: why placements were skipped, where the search was partial.
+    """
+
+    circuit: str
+    circuit_id: str
+    description: str
+    matches: list[Match] = field(default_factory=list)
+    models: int = 0
+    models_found: int = 0
+    placements: int = 0
+    complete: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verified(self) -> list[Match]:
+        return [m for m in self.matches if m.verified]
+
+
+def _pattern_layers(pattern: Pattern) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    return [(la.weight, la.bias, la.activation) for la in pattern.mlp.layers]
+
+
+def match_model(
+    pattern: Pattern,
+    target: MLP,
+    offset: int,
+    domains: Sequence[str],
+    candidates: Sequence[Sequence[Any]],
+    *,
+    strict: bool = False,
+    strict_tolerance: float = STRICT_TOLERANCE,
+    limit: int | None = None,
+    node_budget: int = DEFAULT_NODE_BUDGET,
+) -> tuple[list[tuple[Embedding, float]], Search]:
+    """Embeddings of ``pattern`` in ``target`` at ``offset``, each with its deviation.
+
+    Args:
+        pattern: the pattern.
+        target: the target model (full weights).
+        offset: target layer of the pattern's first layer.
+        domains: the input domain of each target layer the pattern occupies.
+        candidates: per pattern layer and neuron (see :mod:`roon.query.match.layered`).
+        strict: also require unmapped inputs of mapped neurons to be ~0.
+        strict_tolerance: see :data:`STRICT_TOLERANCE`.
+        limit: stop after this many embeddings.
+        node_budget: the matcher's node budget.
+    """
+    depth = len(pattern.mlp.layers)
+    target_layers = [
+        (
+            np.asarray(target.layers[offset + j].weight, np.float64),
+            np.asarray(target.layers[offset + j].bias, np.float64),
+            target.layers[offset + j].activation,
+        )
+        for j in range(depth)
+    ]
+    tw = [w for w, _, _ in target_layers]
+    tb = [b for _, b, _ in target_layers]
+    exact = SubnetworkCheck(_pattern_layers(pattern), target_layers, domains[0])
+    cache: dict[tuple[Any, ...], bool] = {}
+
+    def check(j: int, p: int, t: int, prefix: tuple[tuple[int, ...], ...]) -> bool:
+        key = (j, p, t, prefix)
+        if key not in cache:
+            ok = exact(j, p, t, prefix)
+            if ok and strict:
+                row, cols = tw[j][t], list(prefix[-1])
+                others = np.delete(row, cols)
+                biggest = float(np.abs(row[cols]).max()) if cols else 0.0
+                ok = not others.size or float(np.abs(others).max()) <= strict_tolerance * biggest
+            cache[key] = ok
+        return cache[key]
+
+    search = Search(budget=node_budget)
+    found: list[tuple[Embedding, float]] = []
+    pattern_layers = _pattern_layers(pattern)
+    for emb in embeddings(
+        [la.weight for la in pattern.mlp.layers], tw, candidates, check=check, search=search
+    ):
+        sub = []
+        rows_prev = list(emb.input_map)
+        for j in range(depth):
+            rows = list(emb.maps[j])
+            layer = target.layers[offset + j]
+            sub.append((tw[j][np.ix_(rows, rows_prev)], tb[j][rows], layer.activation))
+            rows_prev = rows
+        found.append((emb, embedding_deviation(pattern_layers, sub, domains[0])))
+        if limit is not None and len(found) >= limit:
+            search.complete = False
+            break
+    return found, search
+
+
+def _derived_models(con: Any) -> set[str]:
+    rows = con.sql("SELECT model_id FROM provenance WHERE format = 'derived'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _stale(root: Path, ids: Sequence[str]) -> list[str]:
+    from roon.ingest.derived import DERIVED_TABLES
+    from roon.store.migrate import stale_tables
+
+    return [m for m in ids if "restricted" in stale_tables(root, m, DERIVED_TABLES)]
+
+
+def where(
+    circuit: str | os.PathLike[str] | Pattern,
+    catalogue: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    strict_tolerance: float = STRICT_TOLERANCE,
+    limit: int | None = None,
+    models: Sequence[str] | None = None,
+    include_derived: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    node_budget: int = DEFAULT_NODE_BUDGET,
+    save: bool = False,
+    progress: ProgressCallback | None = None,
+) -> WhereResult:
+    """Where does ``circuit`` appear in the catalogue? Every embedding, confirmed and checked.
+
+    Args:
+        circuit: a library circuit name, a circuit JSON, a model file, a catalogued model
+            (id, id prefix or name), or a :class:`~roon.query.match.pattern.Pattern`.
+        catalogue: the catalogue directory.
+        strict: also require every unmapped input of a mapped target neuron to carry
+            ``|w| <= strict_tolerance ·`` its largest mapped ``|w|``.
+        strict_tolerance: see :data:`STRICT_TOLERANCE`.
+        limit: stop after this many embeddings (the result says it is incomplete).
+        models: search only these models (references: id, id prefix or name).
+        include_derived: also search models derived by normalization (by default only
+            models as ingested, so a normalized copy does not count twice).
+        tolerance: the functional check's tolerance (:data:`DEFAULT_TOLERANCE`).
+        node_budget: the matcher's node budget per placement.
+        save: write the embeddings to the catalogue's ``matches`` table (idempotent).
+        progress: ``models`` events.
+
+    Raises:
+        InvalidArgumentError: an unknown circuit (the message lists the library), a bad
+            parameter, or a circuit deeper or wider than every model.
+        CatalogueError: no catalogue, an unknown model, or models written before the
+            restricted-signature index existed (the message says to run ``roon reindex``).
+    """
+    from roon.query.match.candidates import could_appear_in
+    from roon.query.scan import scan_catalogue
+    from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
+    from roon.store.read import model_names
+
+    if limit is not None and limit < 1:
+        raise InvalidArgumentError(f"limit {limit}: give a positive number of embeddings")
+    if not 0 < tolerance < float("inf") or not 0 <= strict_tolerance < 1:
+        raise InvalidArgumentError(
+            f"tolerance {tolerance}, strict tolerance {strict_tolerance}: "
+            "give a tolerance > 0 and a strict tolerance in [0, 1)"
+        )
+    root = open_catalogue(catalogue)
+    pattern = circuit if isinstance(circuit, Pattern) else load_pattern(circuit, root)
+    con = scan_catalogue(root)
+    ids = sorted({resolve_model(root, m) for m in models}) if models else list_models(root)
+    if not (models or include_derived):
+        derived = _derived_models(con)
+        ids = [m for m in ids if m not in derived]
+    stale = _stale(root, ids)
+    if stale:
+        raise CatalogueError(
+            f"{len(stale)} models in {root} have no restricted-signature index (written by an "
+            f"older roon); run 'roon reindex --catalogue {root}' first"
+        )
+    result = WhereResult(pattern.name, pattern.id, pattern.description, models=len(ids))
+    filtered = could_appear_in(con, pattern, ids)
+    result.notes.extend(filtered.notes)
+    if ids and not filtered.deep_enough:
+        widths = "-".join(str(w) for w in pattern.mlp.widths)
+        raise InvalidArgumentError(
+            f"circuit {pattern.name!r} ({len(pattern.mlp.layers)} layers, widths {widths}) "
+            f"is deeper or wider than every model searched in {root}"
+        )
+    names = model_names(root)
+    by_model: dict[str, list[Any]] = {}
+    for placement in filtered.placements:
+        by_model.setdefault(placement.model_id, []).append(placement)
+    result.placements = len(filtered.placements)
+    found_in: set[str] = set()
+    remaining = limit
+    order = sorted(by_model, key=lambda m: (names.get(m, ""), m))
+    for number, model_id in enumerate(order):
+        emit(progress, "models", number, len(order), names.get(model_id, model_id[:12]))
+        target = load_catalogued_model(root, model_id)
+        for placement in by_model[model_id]:
+            found, search = match_model(
+                pattern,
+                target,
+                placement.offset,
+                placement.domains,
+                placement.candidates,
+                strict=strict,
+                strict_tolerance=strict_tolerance,
+                limit=remaining,
+                node_budget=node_budget,
+            )
+            if not search.complete:
+                result.complete = False
+                result.notes.extend(
+                    f"{names.get(model_id, model_id[:12])} offset {placement.offset}: {n}"
+                    for n in search.notes
+                )
+            for emb, deviation in found:
+                ok = deviation <= tolerance
+                result.matches.append(
+                    Match(
+                        circuit=pattern.name,
+                        model=names.get(model_id, model_id[:12]),
+                        model_id=model_id,
+                        layer_offset=placement.offset,
+                        maps=[[[p, t] for p, t in enumerate(layer)] for layer in emb.maps],
+                        input_map=[[i, x] for i, x in enumerate(emb.input_map)],
+                        verified=ok,
+                        deviation=deviation,
+                    )
+                )
+                if ok:
+                    found_in.add(model_id)
+            if remaining is not None:
+                remaining -= len(found)
+                if remaining <= 0:
+                    break
+        if remaining is not None and remaining <= 0:
+            result.notes.append(f"stopped after {limit} embeddings (--limit)")
+            break
+    emit(progress, "models", len(order), len(order))
+    result.models_found = len(found_in)
+    if save and result.matches:
+        from roon.store import write_rows
+
+        write_rows(root, "matches", matches_table(result, strict=strict))
+    return result
+
+
+def matches_table(result: WhereResult, *, strict: bool = False) -> Any:
+    """The ``matches`` rows of a result (``pyarrow.Table``, schema/tables/matches.json)."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+
+    from roon.schema import table_schema
+
+    now = datetime.now(timezone.utc)
+    rows = [
+        {
+            "circuit": m.circuit,
+            "circuit_id": result.circuit_id,
+            "description": result.description,
+            "model_id": m.model_id,
+            "layer_offset": m.layer_offset,
+            "maps": json.dumps(m.maps),
+            "input_map": json.dumps(m.input_map),
+            "strict": strict,
+            "verified": m.verified,
+            "deviation": m.deviation if np.isfinite(m.deviation) else float("inf"),
+            "found_at": now,
+        }
+        for m in result.matches
+    ]
+    return pa.Table.from_pylist(rows, schema=table_schema("matches"))
