@@ -140,6 +140,11 @@ class _Refusing:
             "Neo4j at neo4j://db:7687 has no database 'graphs' (community edition has only "
             "'neo4j'): pass --database or set NEO4J_DATABASE",
         ),
+        (  # what Neo4j 5.26 answers after 3 wrong passwords in a row (issue 15)
+            "Neo.ClientError.Security.AuthenticationRateLimit",
+            "Neo4j at neo4j://db:7687 refused user 'neo4j' for now: too many wrong passwords "
+            "in a row lock it for a few seconds (5 by default); check NEO4J_PASSWORD, then retry",
+        ),
     ],
 )
 def test_server_refusals_name_the_uri_and_the_cause(
