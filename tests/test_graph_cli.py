@@ -222,6 +222,16 @@ def test_cypher_prints_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "model" in result.stdout and "xor_net" in result.stdout
 
 
+def test_cypher_tables_print_values_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    # found against a real server: `LOAD CSV` of /etc/passwd showed `root:x:0` as `root❌0`
+    values = ["root:x:0:0", "[bold]net[/bold]", "[/]", ":thumbs_up:"]
+    _fake_connect(monkeypatch, _ReadDriver(["[red]col"], [[v] for v in values]))
+    result = _invoke("cypher", "RETURN 1")
+    assert result.exit_code == 0, result.output
+    cells = [line.strip("┃│ ") for line in result.stdout.splitlines() if line[:1] in "┃│"]
+    assert cells == ["[red]col", *values]
+
+
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
