@@ -373,24 +373,26 @@ def test_a_missing_database_ends_in_one_line_naming_the_uri(neo4j) -> None:
 
 
 def test_too_many_wrong_passwords_end_in_one_line_saying_so(neo4j) -> None:
-    # a user of its own: the lock-out must not lock the other tests' user out
-    user, password = "roon_locked_out", "right-" + neo4j.password
+    # A user of its own, new each run: the lock-out must not lock the other tests' user
+    # out, and the server counts failed attempts per user name until a login succeeds.
+    user, password = (
+        f"roon_locked_out_{os.getpid()}_{time.monotonic_ns()}",
+        "right-" + neo4j.password,
+    )
     neo4j.run(
-        "CREATE OR REPLACE USER roon_locked_out SET PASSWORD $pw CHANGE NOT REQUIRED",
-        database="system",
-        pw=password,
+        f"CREATE USER {user} SET PASSWORD $pw CHANGE NOT REQUIRED", database="system", pw=password
     )
     try:
         wrong = "wrong-" + password
         for _ in range(3):  # dbms.security.auth_max_failed_attempts
             result = _roon(neo4j, "graph", "init", NEO4J_USER=user, NEO4J_PASSWORD=wrong)
-            assert "refused the credentials of user 'roon_locked_out'" in result.output
+            assert f"refused the credentials of user '{user}'" in result.output
         # now even the right password is refused, for auth_lock_time (5 s)
         locked = _roon_process(neo4j, "graph", "init", NEO4J_USER=user, NEO4J_PASSWORD=password)
         assert _one_line_error(locked, password) == (
-            f"roon: error: Neo4j at {neo4j.uri} refused user 'roon_locked_out' for now: too "
-            "many wrong passwords in a row lock it for a few seconds (5 by default); check "
-            "NEO4J_PASSWORD, then retry"
+            f"roon: error: Neo4j at {neo4j.uri} refused user '{user}' for now: too many wrong "
+            "passwords in a row lock it for a few seconds (5 by default); check NEO4J_PASSWORD, "
+            "then retry"
         )
     finally:
-        neo4j.run("DROP USER roon_locked_out IF EXISTS", database="system")
+        neo4j.run(f"DROP USER {user} IF EXISTS", database="system")
