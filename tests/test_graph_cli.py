@@ -159,10 +159,12 @@ def test_server_refusals_name_the_uri_and_the_cause(
 
 
 class _ReadDriver:
-    """Answers a read transaction with fixed columns and rows; records the query."""
+    """Answers a read transaction with fixed columns and rows (and the summary's status
+    objects ``statuses``); records the query."""
 
-    def __init__(self, columns: list[str], rows: list[list[Any]]) -> None:
+    def __init__(self, columns: list[str], rows: list[list[Any]], statuses: Any = ()) -> None:
         self.columns, self.rows, self.seen = columns, rows, []
+        self.statuses = list(statuses)
 
     def session(self, **kwargs: Any) -> Any:
         driver = self
@@ -173,6 +175,9 @@ class _ReadDriver:
 
             def __iter__(self) -> Any:
                 return iter(type("R", (), {"values": lambda s, r=r: r})() for r in driver.rows)
+
+            def consume(self) -> Any:
+                return type("Summary", (), {"gql_status_objects": driver.statuses})()
 
         class Tx:
             def run(self, query: str, params: dict) -> Any:
@@ -220,6 +225,33 @@ def test_cypher_prints_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _invoke("cypher", "MATCH (m) RETURN m.name AS model, 3 AS n")
     assert result.exit_code == 0
     assert "model" in result.stdout and "xor_net" in result.stdout
+
+
+def test_cypher_prints_the_server_warnings_one_line_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from neo4j import NotificationSeverity
+
+    def status(severity: Any, text: str, notification: bool = True) -> Any:
+        fields = {"is_notification": notification, "severity": severity, "status_description": text}
+        return type("Status", (), fields)()
+
+    deprecated = (
+        "warn: feature deprecated. CALL subquery without a variable scope clause\n is deprecated."
+    )
+    statuses = [
+        status(NotificationSeverity.WARNING, deprecated),
+        status(NotificationSeverity.INFORMATION, "info: cartesian product."),
+        status(NotificationSeverity.WARNING, "note: successful completion", notification=False),
+    ]
+    _fake_connect(monkeypatch, _ReadDriver(["y"], [[2]], statuses))
+    result = _invoke("cypher", "RETURN 1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"y": 2}]
+    assert result.stderr.splitlines() == [
+        "roon: warning: feature deprecated. CALL subquery without a variable scope clause "
+        "is deprecated."
+    ]
 
 
 def test_cypher_tables_print_values_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:

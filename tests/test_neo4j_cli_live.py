@@ -396,3 +396,14 @@ def test_too_many_wrong_passwords_end_in_one_line_saying_so(neo4j) -> None:
         )
     finally:
         neo4j.run(f"DROP USER {user} IF EXISTS", database="system")
+
+
+def test_roon_cypher_shows_the_server_warnings_in_one_line_each(neo4j) -> None:
+    query = "UNWIND [1, 2] AS x CALL { WITH x RETURN x * 2 AS y } RETURN y"  # 5.26: deprecated
+    result = _roon_process(neo4j, "cypher", query, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"y": 2}, {"y": 4}]
+    assert result.stderr.splitlines() == [
+        "roon: warning: feature deprecated. CALL subquery without a variable scope clause is "
+        "deprecated. Use CALL (x) { ... }"
+    ]
