@@ -119,6 +119,9 @@ def main() -> None:
     if len(nets) != MODELS:
         sys.exit(f"{args.folder}: expected {MODELS} ACASXU_*.nnet files, found {len(nets)}")
 
+    # stamped first: a broken stamp fails before minutes of pushing, not after
+    when, rev, host, version = (dt.datetime.now().isoformat(timespec="seconds"), commit(),
+                                machine(), neo4j_version())  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="roon-bench-graph-"))
     state = work / "server"
     try:
@@ -165,8 +168,6 @@ def main() -> None:
         subprocess.run([str(SERVER), "stop", str(state)])
         shutil.rmtree(work, ignore_errors=True)
 
-    when, rev, host, version = (dt.datetime.now().isoformat(timespec="seconds"), commit(),
-                                machine(), neo4j_version())  # fmt: skip
     print(f"{host}, commit {rev}, Neo4j Community {version}")
     lines = ["`python benchmarks/bench_graph_push.py FOLDER` pushes a catalogue of the 45 ACAS",
              "Xu networks (45 models, 13,000 FEEDS each) into a fresh Neo4j test server",
