@@ -122,6 +122,7 @@ def main() -> None:
     # stamped first: a broken stamp fails before minutes of pushing, not after
     when, rev, host, version = (dt.datetime.now().isoformat(timespec="seconds"), commit(),
                                 machine(), neo4j_version())  # fmt: skip
+    load = os.getloadavg()[0]  # other jobs on the VM: say how busy it was
     work = Path(tempfile.mkdtemp(prefix="roon-bench-graph-"))
     state = work / "server"
     try:
@@ -168,7 +169,7 @@ def main() -> None:
         subprocess.run([str(SERVER), "stop", str(state)])
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{host}, commit {rev}, Neo4j Community {version}")
+    print(f"{host}, commit {rev}, Neo4j Community {version}, load average {load:.1f} at start")
     lines = ["`python benchmarks/bench_graph_push.py FOLDER` pushes a catalogue of the 45 ACAS",
              "Xu networks (45 models, 13,000 FEEDS each) into a fresh Neo4j test server",
              "(embedded, default settings but a 128 MB page cache and a 1 GB heap) with",
@@ -178,7 +179,8 @@ def main() -> None:
              "the `UNWIND` maps a push sends (one writes a node, or a relationship, or both);",
              "nodes + relationships are counted on the server after each case. Server and",
              "client share the 2-core VM, which other jobs also use; expect ±30 % noise.", "",
-             f"Run of {when}, commit {rev}, {host}, Neo4j Community {version}.", "",
+             f"Run of {when}, commit {rev}, {host}, Neo4j Community {version}; load average "
+             f"{load:.1f} at the start.", "",
              "| case | batch size (rows per transaction) | rows sent | rows per second "
              "| nodes + relationships | seconds | nodes + rels per second | vs the default push |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
