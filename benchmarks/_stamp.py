@@ -21,9 +21,9 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    from roon.kernels.dispatch import _gpu_missing
+    from roon.kernels.dispatch import gpu_missing
 
-    gpu = "no GPU" if _gpu_missing() else "GPU"
+    gpu = "no GPU" if gpu_missing() else "GPU"
     try:
         from roon.kernels.cpu import cpu_isa
 

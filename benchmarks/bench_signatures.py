@@ -29,7 +29,7 @@ from _stamp import commit, machine  # noqa: E402
 from seed_baseline import seed_excited_states  # noqa: E402
 
 from roon.kernels import signatures  # noqa: E402
-from roon.kernels.dispatch import _gpu_missing, triton_missing  # noqa: E402
+from roon.kernels.dispatch import gpu_missing, triton_missing  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "results.csv"
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
     args = parser.parse_args()
 
-    backends = ["ref", "cpu"] + ([] if triton_missing() or _gpu_missing() else ["triton"])
+    backends = ["ref", "cpu"] + ([] if triton_missing() or gpu_missing() else ["triton"])
     rows: list[dict[str, object]] = []
     seed_us: dict[int, float] = {}
 

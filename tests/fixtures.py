@@ -367,6 +367,115 @@ class FakeDriver:
         self.closed = True
 
 
+# --- the live Neo4j server of the neo4j-marked tests ----------------------------------
+
+
+def live_neo4j_settings() -> tuple[dict[str, str] | None, str]:
+    """``(settings, "")`` from NEO4J_URI & co., or ``(None, why there is no server)``.
+
+    ``make test`` (docker/neo4j-test-server/server.sh run) sets NEO4J_URI for the server
+    it started, or ROON_NEO4J_SKIP_REASON when it could not start one here.
+    """
+    import os
+
+    uri = os.environ.get("NEO4J_URI")
+    if not uri:
+        why = os.environ.get("ROON_NEO4J_SKIP_REASON") or "NEO4J_URI not set"
+        return None, f"no Neo4j server: {why} (`make test` starts one where Java and Maven are)"
+    return {
+        "uri": uri,
+        "user": os.environ.get("NEO4J_USER", "neo4j"),
+        "password": os.environ.get("NEO4J_PASSWORD", ""),
+        "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
+    }, ""
+
+
+class LiveNeo4j:
+    """The test server, read through the official driver rather than through roon, so a
+    test checks roon's writes with a reader roon did not write."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        from neo4j import GraphDatabase
+
+        self.settings = settings
+        self.uri, self.user, self.database = settings["uri"], settings["user"], settings["database"]
+        self.password = settings["password"]
+        self.driver = GraphDatabase.driver(self.uri, auth=(self.user, self.password))
+
+    def env(self, **changes: str | None) -> dict[str, str | None]:
+        """NEO4J_* variables for a ``roon`` run against this server (``changes`` on top)."""
+        env: dict[str, str | None] = {
+            "NEO4J_URI": self.uri,
+            "NEO4J_USER": self.user,
+            "NEO4J_PASSWORD": self.password,
+            "NEO4J_DATABASE": self.database,
+        }
+        env.update(changes)
+        return env
+
+    def run(self, query: str, database: str | None = None, **params: object) -> list[dict]:
+        records = self.driver.execute_query(
+            query, params, database_=database or self.database
+        ).records
+        return [r.data() for r in records]
+
+    def wipe(self) -> None:
+        """Delete every node and relationship (the test graphs are small)."""
+        self.run("MATCH (n) DETACH DELETE n")
+
+    def drop_schema(self) -> None:
+        """Drop every constraint and every index but the built-in token lookups."""
+        for row in self.run("SHOW CONSTRAINTS YIELD name"):
+            self.run(f"DROP CONSTRAINT `{row['name']}`")
+        for row in self.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'"):
+            self.run(f"DROP INDEX `{row['name']}`")
+
+    def counts(self) -> dict[str, int]:
+        """Nodes per label and relationships per type."""
+        counts = {
+            r["label"]: r["n"]
+            for r in self.run("MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n")
+        }
+        counts.update(
+            {
+                r["type"]: r["n"]
+                for r in self.run("MATCH ()-[r]->() RETURN type(r) AS type, count(*) AS n")
+            }
+        )
+        return counts
+
+    def dump(self) -> tuple[list, list]:
+        """Every node and relationship with all its properties, sorted: two graphs are
+        the same graph when their dumps are equal."""
+        key = "coalesce(n.id, n.hash, n.name)"
+        nodes = self.run(f"MATCH (n) RETURN {key} AS key, labels(n) AS labels, properties(n) AS p")
+        rels = self.run(
+            f"MATCH (a)-[r]->(b) RETURN {key.replace('n.', 'a.')} AS start, type(r) AS type, "
+            f"{key.replace('n.', 'b.')} AS end, properties(r) AS p"
+        )
+
+        def plain(props: dict) -> list:
+            return sorted((k, _plain_value(v)) for k, v in props.items())
+
+        return (
+            sorted((n["key"], sorted(n["labels"]), plain(n["p"])) for n in nodes),
+            sorted((r["start"], r["type"], r["end"], plain(r["p"])) for r in rels),
+        )
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+def _plain_value(value: object) -> object:
+    """A driver value that compares and sorts, with its type: 1 and 1.0 differ, temporal
+    values as ISO text, lists as tuples."""
+    if hasattr(value, "iso_format"):
+        return (type(value).__name__, value.iso_format())
+    if isinstance(value, list):
+        return ("list", tuple(_plain_value(v) for v in value))
+    return (type(value).__name__, value)
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "roon-demo-catalogue")
     print(build_catalogue(target))

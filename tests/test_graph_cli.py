@@ -140,6 +140,11 @@ class _Refusing:
             "Neo4j at neo4j://db:7687 has no database 'graphs' (community edition has only "
             "'neo4j'): pass --database or set NEO4J_DATABASE",
         ),
+        (  # what Neo4j 5.26 answers after 3 wrong passwords in a row (issue 15)
+            "Neo.ClientError.Security.AuthenticationRateLimit",
+            "Neo4j at neo4j://db:7687 refused user 'neo4j' for now: too many wrong passwords "
+            "in a row lock it for a few seconds (5 by default); check NEO4J_PASSWORD, then retry",
+        ),
     ],
 )
 def test_server_refusals_name_the_uri_and_the_cause(
@@ -154,10 +159,12 @@ def test_server_refusals_name_the_uri_and_the_cause(
 
 
 class _ReadDriver:
-    """Answers a read transaction with fixed columns and rows; records the query."""
+    """Answers a read transaction with fixed columns and rows (and the summary's status
+    objects ``statuses``); records the query."""
 
-    def __init__(self, columns: list[str], rows: list[list[Any]]) -> None:
+    def __init__(self, columns: list[str], rows: list[list[Any]], statuses: Any = ()) -> None:
         self.columns, self.rows, self.seen = columns, rows, []
+        self.statuses = list(statuses)
 
     def session(self, **kwargs: Any) -> Any:
         driver = self
@@ -168,6 +175,9 @@ class _ReadDriver:
 
             def __iter__(self) -> Any:
                 return iter(type("R", (), {"values": lambda s, r=r: r})() for r in driver.rows)
+
+            def consume(self) -> Any:
+                return type("Summary", (), {"gql_status_objects": driver.statuses})()
 
         class Tx:
             def run(self, query: str, params: dict) -> Any:
@@ -215,6 +225,43 @@ def test_cypher_prints_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _invoke("cypher", "MATCH (m) RETURN m.name AS model, 3 AS n")
     assert result.exit_code == 0
     assert "model" in result.stdout and "xor_net" in result.stdout
+
+
+def test_cypher_prints_the_server_warnings_one_line_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from neo4j import NotificationSeverity
+
+    def status(severity: Any, text: str, notification: bool = True) -> Any:
+        fields = {"is_notification": notification, "severity": severity, "status_description": text}
+        return type("Status", (), fields)()
+
+    deprecated = (
+        "warn: feature deprecated. CALL subquery without a variable scope clause\n is deprecated."
+    )
+    statuses = [
+        status(NotificationSeverity.WARNING, deprecated),
+        status(NotificationSeverity.INFORMATION, "info: cartesian product."),
+        status(NotificationSeverity.WARNING, "note: successful completion", notification=False),
+    ]
+    _fake_connect(monkeypatch, _ReadDriver(["y"], [[2]], statuses))
+    result = _invoke("cypher", "RETURN 1", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"y": 2}]
+    assert result.stderr.splitlines() == [
+        "roon: warning: feature deprecated. CALL subquery without a variable scope clause "
+        "is deprecated."
+    ]
+
+
+def test_cypher_tables_print_values_verbatim(monkeypatch: pytest.MonkeyPatch) -> None:
+    # found against a real server: `LOAD CSV` of /etc/passwd showed `root:x:0` as `root❌0`
+    values = ["root:x:0:0", "[bold]net[/bold]", "[/]", ":thumbs_up:"]
+    _fake_connect(monkeypatch, _ReadDriver(["[red]col"], [[v] for v in values]))
+    result = _invoke("cypher", "RETURN 1")
+    assert result.exit_code == 0, result.output
+    cells = [line.strip("┃│ ") for line in result.stdout.splitlines() if line[:1] in "┃│"]
+    assert cells == ["[red]col", *values]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import EXPECTED_COUNTS, OUTSIDE_ID, build_graph_catalogue, signature_hash
+from fixtures import (
+    EXPECTED_COUNTS,
+    OUTSIDE_ID,
+    build_graph_catalogue,
+    live_neo4j_settings,
+    signature_hash,
+)
 
 from roon.errors import GraphStoreError, QueryError
 from roon.query.neo4j.connection import GraphStore, connect
@@ -30,15 +36,10 @@ WIPE = "MATCH (n) DETACH DELETE n"  # the test graph is tiny: one transaction wi
 
 
 def _settings() -> dict[str, str]:
-    uri = os.environ.get("NEO4J_URI")
-    if not uri:
-        pytest.skip("NEO4J_URI not set: no Neo4j server configured (run `make test-neo4j`)")
-    return {
-        "uri": uri,
-        "user": os.environ.get("NEO4J_USER", "neo4j"),
-        "password": os.environ.get("NEO4J_PASSWORD", ""),
-        "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
-    }
+    settings, why = live_neo4j_settings()
+    if settings is None:
+        pytest.skip(why)
+    return settings
 
 
 def _wipe(store: GraphStore) -> None:

@@ -135,12 +135,18 @@ def _json_default(value: Any) -> Any:
 def print_rows(
     columns: list[str], rows: list[list[Any]] | list[tuple[Any, ...]], title: str | None = None
 ) -> None:
-    """Print rows as a rich table."""
-    from rich.table import Table
+    """Print rows as a rich table, every cell, header and the title as plain text.
 
-    table = Table(title=title, show_lines=False)
+    Cells are :class:`rich.text.Text`, not strings: rich would read a string as markup
+    and emoji codes, so a value like ``root:x:0`` printed as ``root❌0``, ``[b]x`` lost
+    its brackets and ``[/]`` raised.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=None if title is None else Text(title), show_lines=False)
     for name in columns:
-        table.add_column(str(name), overflow="fold")
+        table.add_column(Text(str(name)), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console().print(table)

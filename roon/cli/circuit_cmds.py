@@ -38,7 +38,7 @@ def circuits(ctx: typer.Context, as_json: JsonOption = False) -> None:
     rows = [[c.name, _widths(c), c.input_domain, c.computes, c.source] for c in library]
     print_rows(
         ["name", "layers", "domain", "computes", "source"],
-        [[_escape(v) for v in row] for row in rows],
+        rows,
         title=f"{len(library)} reference circuits",
     )
 
@@ -89,14 +89,14 @@ def show(
         ("source", found.source),
         ("model id", found.mlp.id),
     ]
-    print_rows(["field", "value"], [[k, _escape(v)] for k, v in facts], title="circuit")
+    print_rows(["field", "value"], [[k, v] for k, v in facts], title="circuit")
     for i, layer in enumerate(found.mlp.layers):
         rows = [
             [j, ", ".join(_number(w) for w in layer.weight[j]), _number(layer.bias[j])]
             for j in range(layer.width)
         ]
         title = f"layer {i}: {layer.fan_in} → {layer.width}, {layer.activation}"
-        print_rows(["neuron", "weights", "bias"], rows, title=_escape(title))
+        print_rows(["neuron", "weights", "bias"], rows, title=title)
 
 
 def _summary(circuit: Any) -> dict[str, Any]:
@@ -119,12 +119,6 @@ def _number(value: float) -> str:
     """Integer-valued weights without a trailing .0, others at full precision."""
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _escape(value: object) -> str:
-    from rich.markup import escape
-
-    return escape(str(value))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ is handed to the driver only: never printed, never logged.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from enum import Enum
@@ -184,8 +185,13 @@ def cypher(
     from roon.query.neo4j.statements import parse_params
 
     params = parse_params(param or [])
+    # roon prints the server's warnings itself, one line each (below); the driver would
+    # also log each as a multi-line record through logging's last-resort handler
+    logging.getLogger("neo4j.notifications").addHandler(logging.NullHandler())
     with _connect(uri, user, database) as store:
         result = run_read_query(store, query, params)
+    for warning in result.warnings:
+        typer.echo(f"roon: warning: {warning}", err=True)
     if as_json:
         print_json([dict(zip(result.columns, row, strict=True)) for row in result.rows])
     else:

@@ -95,6 +95,14 @@ def translated(store: GraphStore, *, query_errors: bool = False) -> Iterator[Non
     except ex.ClientError as exc:
         code = exc.code or ""
         message = one_line(exc.message or exc)
+        if code.endswith("Security.AuthenticationRateLimit"):
+            # after dbms.security.auth_max_failed_attempts (3) wrong passwords the server
+            # refuses the user, right password or not, for auth_lock_time (5 s)
+            raise GraphStoreError(
+                f"Neo4j at {where} refused user {store.user!r} for now: too many wrong "
+                "passwords in a row lock it for a few seconds (5 by default); check "
+                "NEO4J_PASSWORD, then retry"
+            ) from None
         if code.endswith("DatabaseNotFound"):
             raise GraphStoreError(
                 f"Neo4j at {where} has no database {store.database!r} (community edition "

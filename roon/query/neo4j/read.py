@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from roon.errors import QueryError
+from roon.errors import QueryError, one_line
 from roon.query.neo4j.connection import GraphStore, translated
 
 __all__ = ["QueryResult", "run_read_query"]
@@ -14,10 +14,28 @@ __all__ = ["QueryResult", "run_read_query"]
 
 @dataclass
 class QueryResult:
-    """Result of a read query: column names and rows of plain Python values."""
+    """Result of a read query: column names, rows of plain Python values, and the
+    server's warnings about the query (deprecated syntax, say), one line each."""
 
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _warnings(summary: Any) -> list[str]:
+    """The WARNING-severity notifications of a result summary, one line each.
+
+    The driver logs the same notifications as multi-line records on the
+    ``neo4j.notifications`` logger; a caller that shows these silences that logger.
+    """
+    from neo4j import NotificationSeverity
+
+    found = []
+    for status in getattr(summary, "gql_status_objects", None) or ():
+        if status.is_notification and status.severity == NotificationSeverity.WARNING:
+            text = one_line(status.status_description)
+            found.append(text.removeprefix("warn: "))
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -50,7 +68,8 @@ def run_read_query(
 
     The query text is the user's; values go in ``params``. Because the transaction is
     opened in read mode, the server refuses any write (``CREATE``, ``MERGE``, ``SET``,
-    ``DELETE``, schema commands).
+    ``DELETE``, schema commands). The server's warnings about the query come back in
+    ``QueryResult.warnings``.
 
     Raises:
         QueryError: empty query, syntax error, a write, a missing parameter.
@@ -62,7 +81,8 @@ def run_read_query(
     def work(tx: Any) -> QueryResult:
         result = tx.run(query, dict(params or {}))
         columns = list(result.keys())
-        return QueryResult(columns, [[_plain(v) for v in record.values()] for record in result])
+        rows = [[_plain(v) for v in record.values()] for record in result]
+        return QueryResult(columns, rows, _warnings(result.consume()))
 
     with (
         translated(store, query_errors=True),
