@@ -354,3 +354,21 @@ def test_bad_input_is_one_line(tmp_path: Path):
     layout.table_path(root, model_id, "restricted").unlink()
     with pytest.raises(CatalogueError, match="roon reindex"):
         where("and", root)
+
+
+@pytest.mark.parametrize("spread", [0, 40, 300])
+def test_exact_affine_equals_fractions(spread):
+    from fractions import Fraction
+
+    from roon.query.match.verify import _affine
+
+    rng = np.random.default_rng(spread)
+    w = rng.normal(size=(4, 3)) * 2.0 ** rng.integers(-spread, 1, size=(4, 3))
+    b = rng.normal(size=4) * 2.0 ** rng.integers(-spread, 1, size=4)
+    x = rng.integers(-3, 4, size=(3, 6)).astype(np.int64)
+    z, e = _affine(w, b, x, -2)  # inputs are x · 2^-2
+    for r in range(4):
+        for c in range(6):
+            exact = sum(Fraction(w[r, i]) * Fraction(int(x[i, c]), 4) for i in range(3))
+            exact += Fraction(b[r])
+            assert Fraction(int(z[r, c])) * Fraction(2) ** e == exact

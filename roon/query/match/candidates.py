@@ -114,11 +114,10 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
         return out
     # the keys each pattern neuron accepts, per (layer, domain) that occurs
     keys: dict[tuple[int, str], list[NeuronKeys]] = {}
-    for _, _, domains in raw:
-        for j, d in enumerate(domains):
-            if (j, d) not in keys:
-                layer = pattern.mlp.layers[j]
-                keys[(j, d)] = neuron_keys(layer.weight, layer.bias, d)
+    first = pattern.mlp.layers[0]
+    for _, _, domains in raw:  # only the first layer's keys filter (see the module docstring)
+        if (0, domains[0]) not in keys:
+            keys[(0, domains[0])] = neuron_keys(first.weight, first.bias, domains[0])
     wanted = [
         (j, p, d, shapes[j][1], h)
         for (j, d), ks in keys.items()
@@ -146,10 +145,15 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
     full: dict[tuple[str, int, int, int], set[int]] = defaultdict(set)
     for model_id, layer, neuron, j, p in con.execute(
         f"""
-        SELECT DISTINCT s.model_id, s.layer, s.neuron, w.j, w.p
+        SELECT s.model_id, s.layer, s.neuron, w.j, w.p
         FROM signatures s JOIN _wanted w
-          ON s.domain = w.domain AND s.fan_in = w.k AND (s.hash = w.hash OR s.fragile)
+          ON s.hash = w.hash AND s.domain = w.domain AND s.fan_in = w.k
         WHERE s.exact {chosen}
+        UNION
+        SELECT s.model_id, s.layer, s.neuron, w.j, w.p
+        FROM signatures s JOIN (SELECT DISTINCT j, p, domain, k FROM _wanted) w
+          ON s.domain = w.domain AND s.fan_in = w.k
+        WHERE s.exact AND s.fragile {chosen}
         """,
         params,
     ).fetchall():
@@ -159,10 +163,14 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
     )
     for model_id, layer, neuron, inputs, j, p in con.execute(
         f"""
-        SELECT DISTINCT s.model_id, s.layer, s.neuron, s.inputs, w.j, w.p
-        FROM restricted s JOIN _wanted w
-          ON s.domain = w.domain AND s.k = w.k AND (s.hash = w.hash OR s.fragile)
-        WHERE true {chosen}
+        SELECT s.model_id, s.layer, s.neuron, s.inputs, w.j, w.p
+        FROM restricted s JOIN _wanted w ON s.hash = w.hash AND s.domain = w.domain AND s.k = w.k
+        WHERE w.j = 0 {chosen}
+        UNION
+        SELECT s.model_id, s.layer, s.neuron, s.inputs, w.j, w.p
+        FROM restricted s JOIN (SELECT DISTINCT j, p, domain, k FROM _wanted WHERE j = 0) w
+          ON s.domain = w.domain AND s.k = w.k
+        WHERE s.fragile {chosen}
         """,
         params,
     ).fetchall():
@@ -175,7 +183,7 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
             layer = o + j
             fan_in, t_width, _ = by_model[model_id][layer]
             row: list[NeuronCandidates] = []
-            for p, nk in enumerate(keys[(j, domains[j])]):
+            for p in range(width):
                 if j > 0:
                     # a mapped hidden unit may be a positive multiple of its pattern neuron
                     # (a symmetry of ReLU networks), which changes the local signatures of
@@ -184,6 +192,7 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
                     # exact check
                     row.append(None)
                     continue
+                nk = keys[(0, domains[0])][p]
                 if nk.hashes is None or (MAX_SUBSET < k < fan_in):
                     row.append(None)  # no index applies: scan
                     placement.scanned = True

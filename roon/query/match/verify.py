@@ -44,6 +44,40 @@ REAL_SAMPLES = 512
 _SEED = 20240917
 
 
+# int64 arithmetic is used while every magnitude provably stays below 2^62; beyond, the
+# same operations run on Python integers (object arrays), which never overflow.
+_INT64_BITS = 62
+
+
+def _bits(a: np.ndarray) -> int:
+    """Bit length of the largest ``|a|`` (int64 or object array)."""
+    if a.size == 0:
+        return 0
+    if a.dtype == object:
+        return max(abs(int(v)).bit_length() for v in a.reshape(-1))
+    return int(np.abs(a).max()).bit_length()
+
+
+def _shifted(odd: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``odd << shift`` elementwise, exact: int64 when it fits, Python integers otherwise."""
+    if odd.size == 0 or int(shift.max()) + 53 <= _INT64_BITS:
+        return odd << shift
+    out = np.empty(odd.shape, dtype=object)
+    out.reshape(-1)[:] = [
+        o << k for o, k in zip(odd.reshape(-1).tolist(), shift.reshape(-1).tolist(), strict=True)
+    ]
+    return out
+
+
+def _scaled(a: np.ndarray, shift: int) -> np.ndarray:
+    """``a · 2^shift`` (shift >= 0), promoted to Python integers if int64 could overflow."""
+    if shift == 0:
+        return a
+    if a.dtype != object and _bits(a) + shift > _INT64_BITS:
+        a = a.astype(object)
+    return a * (1 << shift) if a.dtype == object else a << np.int64(shift)
+
+
 def _dyadic(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Floats as exact integers at one power-of-two scale: ``values = ints · 2^e``."""
     from roon.kernels.exact import decompose
@@ -51,13 +85,16 @@ def _dyadic(values: np.ndarray) -> tuple[np.ndarray, int]:
     odd, k = decompose(np.asarray(values, dtype=np.float64))
     nz = odd != 0
     e = int(k[nz].min()) if nz.any() else 0
-    ints = np.empty(odd.shape, dtype=object)
-    flat = ints.reshape(-1)
-    for idx, (o, kk) in enumerate(
-        zip(odd.reshape(-1).tolist(), k.reshape(-1).tolist(), strict=True)
-    ):
-        flat[idx] = o << (kk - e) if o else 0
-    return ints, e
+    return _shifted(odd, np.where(nz, k - e, 0)), e
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer ``a @ b`` (int64 when the sums provably fit)."""
+    inner = a.shape[1] if a.ndim == 2 else 1
+    small = a.dtype != object and b.dtype != object
+    if small and _bits(a) + _bits(b) + max(inner, 1).bit_length() <= _INT64_BITS:
+        return a @ b
+    return a.astype(object).dot(b.astype(object))
 
 
 def _affine(
@@ -67,8 +104,17 @@ def _affine(
     wi, ew = _dyadic(w)
     bi, eb = _dyadic(b)
     e = min(ew + e_values, eb)
-    prod = wi.dot(values) if wi.size else np.zeros((w.shape[0], values.shape[1]), dtype=object)
-    return prod * (1 << (ew + e_values - e)) + bi[:, None] * (1 << (eb - e)), e
+    if wi.size:
+        prod = _matmul(wi, values)
+    else:
+        prod = np.zeros((w.shape[0], values.shape[1]), dtype=np.int64)
+    left = _scaled(prod, ew + e_values - e)
+    right = _scaled(bi[:, None], eb - e)
+    if (left.dtype == object) != (right.dtype == object) or max(
+        _bits(left), _bits(right)
+    ) >= _INT64_BITS:
+        left, right = left.astype(object), right.astype(object)
+    return left + right, e
 
 
 EXACT_ACTIVATIONS = ("relu", "linear")
@@ -125,12 +171,10 @@ class SubnetworkCheck:
             values = self._act(act, z)
         self._hidden: dict[tuple[tuple[int, ...], ...], tuple[np.ndarray, int]] = {}
 
-    # values are (ints, exponent) when exact, (float64 array, 0) otherwise
+    # values are (integers, exponent) when exact, (float64 array, 0) otherwise
     def _values(self, v: np.ndarray) -> tuple[np.ndarray, int]:
         if self.exact:
-            ints = np.empty(v.shape, dtype=object)
-            ints[...] = v.astype(np.int64).tolist()
-            return ints, 0
+            return v.astype(np.int64), 0
         return v.astype(np.float64), 0
 
     def _pre(

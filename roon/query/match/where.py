@@ -230,7 +230,6 @@ def where(
     from roon.query.match.candidates import could_appear_in
     from roon.query.scan import scan_catalogue
     from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
-    from roon.store.read import model_names
 
     if limit is not None and limit < 1:
         raise InvalidArgumentError(f"limit {limit}: give a positive number of embeddings")
@@ -261,7 +260,7 @@ def where(
             f"circuit {pattern.name!r} ({len(pattern.mlp.layers)} layers, widths {widths}) "
             f"is deeper or wider than every model searched in {root}"
         )
-    names = model_names(root)
+    names = dict(con.sql("SELECT model_id, name FROM models").fetchall())
     by_model: dict[str, list[Any]] = {}
     for placement in filtered.placements:
         by_model.setdefault(placement.model_id, []).append(placement)
