@@ -103,10 +103,9 @@ def bench_matcher(rows: list[dict]) -> float:
             for p in range(w.shape[0]):
                 g.add_node((j, p), layer=j, index=p)
             src, dst = np.nonzero(w.T)
-            g.add_edges_from(
-                (("in", int(s)) if j == 0 else (j - 1, int(s)), (j, int(d)), {"sign": int(np.sign(w[d, s]))})
-                for s, d in zip(src, dst, strict=True)
-            )  # fmt: skip
+            for s, d in zip(src.tolist(), dst.tolist(), strict=True):
+                source = ("in", s) if j == 0 else (j - 1, s)
+                g.add_edge(source, (j, d), sign=int(np.sign(w[d, s])))
         return g
 
     gt = graph([la.weight for la in target.layers])

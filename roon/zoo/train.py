@@ -338,7 +338,7 @@ def _metrics(task: Task, mlp: MLP, data: Any) -> dict[str, Any]:
     """Judged on the saved float32 weights (float64 forward pass), against the real task."""
     out = mlp.forward(np.asarray(data.x_eval, dtype=np.float64))
     if task.kind == "boolean":
-        fires = out[:, 0] > 0.0  # the gate is the logit's sign, strict as in signatures
+        fires = out[:, 0] > 0.5  # regressed onto 0/1: true above one half
         trained_on = np.asarray(data.y) > 0.5
         return {
             "accuracy": float(np.mean(fires == (np.asarray(data.y_eval) > 0.5))),
