@@ -63,6 +63,9 @@ def _layer_shapes(pattern: Pattern) -> list[tuple[int, int]]:
 
 def _has_matching(cands: Sequence[NeuronCandidates], width: int) -> bool:
     """Whether the pattern neurons can take distinct candidates (Hall's condition)."""
+    n = len(cands)
+    if all(c is None or len(c) >= n for c in cands):
+        return width >= n  # every neuron has n choices: greedy assignment never runs out
     import networkx as nx
 
     g = nx.Graph()

@@ -19,6 +19,7 @@ circuits (identity, abs, min …) are functions of real inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -82,7 +83,11 @@ def _dyadic(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Floats as exact integers at one power-of-two scale: ``values = ints · 2^e``."""
     from roon.kernels.exact import decompose
 
-    odd, k = decompose(np.asarray(values, dtype=np.float64))
+    return _dyadic_parts(*decompose(np.asarray(values, dtype=np.float64)))
+
+
+def _dyadic_parts(odd: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, int]:
+    """:func:`_dyadic` of values already split into ``odd · 2^k``."""
     nz = odd != 0
     e = int(k[nz].min()) if nz.any() else 0
     return _shifted(odd, np.where(nz, k - e, 0)), e
@@ -101,13 +106,19 @@ def _affine(
     w: np.ndarray, b: np.ndarray, values: np.ndarray, e_values: int
 ) -> tuple[np.ndarray, int]:
     """Exact ``w @ values + b`` for integer ``values · 2^e_values``: ``(ints, e)``."""
-    wi, ew = _dyadic(w)
-    bi, eb = _dyadic(b)
+    return _affine_dyadic(_dyadic(w), _dyadic(b), values, e_values)
+
+
+def _affine_dyadic(
+    w: tuple[np.ndarray, int], b: tuple[np.ndarray, int], values: np.ndarray, e_values: int
+) -> tuple[np.ndarray, int]:
+    """:func:`_affine` of weights and biases already in ``(ints, exponent)`` form."""
+    (wi, ew), (bi, eb) = w, b
     e = min(ew + e_values, eb)
     if wi.size:
         prod = _matmul(wi, values)
     else:
-        prod = np.zeros((w.shape[0], values.shape[1]), dtype=np.int64)
+        prod = np.zeros((wi.shape[0], values.shape[1]), dtype=np.int64)
     left = _scaled(prod, ew + e_values - e)
     right = _scaled(bi[:, None], eb - e)
     if (left.dtype == object) != (right.dtype == object) or max(
@@ -160,6 +171,13 @@ class SubnetworkCheck:
             self.sampled = True
         self.exact = all(a in EXACT_ACTIVATIONS for _, _, a in [*pattern, *target])
         self.target = target
+        if self.exact:  # split every target weight into odd · 2^k once
+            from roon.kernels.exact import decompose
+
+            self._split = [
+                (decompose(np.asarray(w, np.float64)), decompose(np.asarray(b, np.float64)))
+                for w, b, _ in target
+            ]
         self.x = x  # [P, m]
         self._inputs = self._values(x.T)
         # the pattern's pre-activation signs, layer by layer: [n_j, P]
@@ -189,6 +207,20 @@ class SubnetworkCheck:
             return _activate_exact(name, z[0]), z[1]
         return activate(name, z[0]), 0
 
+    def _target_pre(
+        self, j: int, rows: list[int], cols: list[int], values: tuple[np.ndarray, int]
+    ) -> tuple[np.ndarray, int]:
+        """Pre-activations of target rows of layer ``j``, restricted to ``cols``."""
+        if not self.exact:
+            w, b, _ = self.target[j]
+            sub = np.asarray(w, np.float64)[np.ix_(rows, cols)]
+            return self._pre(sub, np.asarray(b, np.float64)[rows], values)
+        (odd_w, k_w), (odd_b, k_b) = self._split[j]
+        ix = np.ix_(rows, cols)
+        w = _dyadic_parts(odd_w[ix], k_w[ix])
+        b = _dyadic_parts(odd_b[rows], k_b[rows])
+        return _affine_dyadic(w, b, values[0], values[1])
+
     @staticmethod
     def _signs(z: tuple[np.ndarray, int]) -> np.ndarray:
         a = z[0]
@@ -204,10 +236,10 @@ class SubnetworkCheck:
         if prefix not in self._hidden:
             below = self._layer_values(prefix[:-1])
             j = len(prefix) - 2
-            w, b, act = self.target[j]
             rows = list(prefix[-1])
             cols = list(prefix[-2])
-            z = self._pre(np.asarray(w)[np.ix_(rows, cols)], np.asarray(b)[rows], below)
+            z = self._target_pre(j, rows, cols, below)
+            act = self.target[j][2]
             self._hidden[prefix] = self._act(act, z)
         return self._hidden[prefix]
 
@@ -218,7 +250,7 @@ class SubnetworkCheck:
         cols = list(prefix[-1])
         row = np.asarray(w, np.float64)[t, cols][None, :]
         bias = np.asarray(b, np.float64)[t : t + 1]
-        z = self._pre(row, bias, values)
+        z = self._target_pre(j, [t], cols, values)
         mine = self._signs(z)[0]
         theirs = self.pattern_signs[j][p]
         care = theirs != 0
@@ -233,6 +265,7 @@ class SubnetworkCheck:
         return bool(np.all(fragile[bad]))
 
 
+@cache
 def evaluation_points(domain: str, m: int) -> np.ndarray:
     """``[N, m]`` float64: the points both networks are evaluated on (module docstring)."""
     from roon.kernels.tables import MAX_TABLE_FAN_IN, points
@@ -244,7 +277,8 @@ def evaluation_points(domain: str, m: int) -> np.ndarray:
     else:
         cube = rng.choice(digits, size=(MAX_CUBE_POINTS, m))
     if domain == "signed":
-        return np.concatenate([cube, rng.uniform(-1.0, 1.0, size=(REAL_SAMPLES, m))])
+        cube = np.concatenate([cube, rng.uniform(-1.0, 1.0, size=(REAL_SAMPLES, m))])
+    cube.flags.writeable = False  # shared by every call (cached)
     return cube
 
 
