@@ -190,6 +190,7 @@ def test_example_queries_are_reads_whose_parameters_are_documented() -> None:
         "signatures_in_most_models",
         "models_with_circuit",
         "feeding_neuron",
+        "recurring_motifs",
         "lineage",
     }
     for name, example in EXAMPLE_QUERIES.items():

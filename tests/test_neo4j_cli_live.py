@@ -266,7 +266,7 @@ def test_the_readme_example_queries_answer_as_expected(neo4j, catalogue) -> None
 
     path, ids = catalogue
     queries = _readme_queries()
-    assert len(queries) == 4, sorted(queries)
+    assert len(queries) == 5, sorted(queries)
     assert _roon(neo4j, "graph", "init").exit_code == 0
     assert _roon(neo4j, "graph", "push", "--catalogue", str(path), "--json").exit_code == 0
     matches = [
@@ -299,6 +299,12 @@ def test_the_readme_example_queries_answer_as_expected(neo4j, catalogue) -> None
         ("xor_net_scaled", ids["D"], False),
         ("xor_net_sorted", ids["C"], True),
     ]
+
+    # OR − AND fed by AND (−) and OR (+): xor_net, its sorted and its scaled copies
+    motifs = answer("MATCH (src:Neuron)-[f:FEEDS]->(n:Neuron)-[:COMPUTES]->(s:Signature),")
+    assert (motifs[0]["signature"], motifs[0]["models"], motifs[0]["neurons"]) == (xor, 3, 3)
+    assert motifs[0]["inputs"] == sorted([and2 + "-1", or2 + "1"])
+    assert all(r["models"] == 1 for r in motifs[1:])
 
     # xor_net's output = OR − AND: both hidden neurons feed it with |weight| 1 > 0.5
     feeding = answer("MATCH (source:Neuron)-[f:FEEDS]->(:Neuron {id: $neuron_id})", "A")

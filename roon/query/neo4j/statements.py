@@ -180,6 +180,22 @@ RETURN source.id AS source, source.layer AS layer, source.index AS index,
 ORDER BY abs(f.weight) DESC, source
 """
 
+# Two-layer motifs (roon recurring --kind motif): a neuron of layer >= 1 with the
+# signatures and weight signs (hash + "1" or "-1") of its two strongest incoming FEEDS
+# (ties by input index), the pair in a fixed order so that input order does not matter.
+RECURRING_MOTIFS = """
+MATCH (src:Neuron)-[f:FEEDS]->(n:Neuron)-[:COMPUTES]->(s:Signature),
+      (src)-[:COMPUTES]->(inner:Signature)
+WHERE n.layer >= 1 AND f.weight <> 0
+WITH n, s, src, inner.hash + toString(sign(f.weight)) AS part, abs(f.weight) AS strength
+ORDER BY n.id, strength DESC, src.index
+WITH n, s, collect(part)[0..2] AS top
+WITH n, s, CASE WHEN size(top) = 2 AND top[1] < top[0] THEN [top[1], top[0]] ELSE top END AS inputs
+RETURN s.hash AS signature, inputs, count(DISTINCT n.model_id) AS models, count(n) AS neurons
+ORDER BY models DESC, neurons DESC, signature
+LIMIT $limit
+"""
+
 # Every DERIVED_FROM step above the model, nearest first: depth 1 is the step that made
 # it, depth 2 the step that made its parent, and so on.
 LINEAGE = """
@@ -205,6 +221,11 @@ EXAMPLE_QUERIES: dict[str, ExampleQuery] = {
         "the neurons feeding a given neuron with |weight| > threshold, strongest first",
         FEEDING_NEURON,
         {"neuron_id": "<model_id>:1:0", "threshold": 0.5},
+    ),
+    "recurring_motifs": ExampleQuery(
+        "two-layer motifs (a neuron and its two strongest inputs) in the most models",
+        RECURRING_MOTIFS,
+        {"limit": 10},
     ),
     "lineage": ExampleQuery(
         "the lineage of a normalized model: each normalization step back to the original",
