@@ -372,3 +372,28 @@ def test_exact_affine_equals_fractions(spread):
             exact = sum(Fraction(w[r, i]) * Fraction(int(x[i, c]), 4) for i in range(3))
             exact += Fraction(b[r])
             assert Fraction(int(z[r, c])) * Fraction(2) ** e == exact
+
+
+def test_normalize_compares_normalized_copies(tmp_path: Path):
+    from roon import ingest_models
+    from roon.ingest.loaders import save_safetensors
+
+    rng = np.random.default_rng(21)
+    files = []
+    for i in range(3):
+        mlp, _ = plant(load_circuit("xor").mlp, offset=0, rng=rng)
+        files.append(tmp_path / f"p{i}.safetensors")
+        save_safetensors(mlp.replace(name=f"p{i}"), files[-1])
+    root = tmp_path / "cat"
+    ingest_models(files[:2], root, normalize=["exact"], backend="ref")
+    ingest_models(files[2:], root, backend="ref")  # no normalized copy
+    result = where("xor", root, normalize="exact")
+    assert result.models == 2 and result.models_found == 2
+    assert any("1 models have no copy normalized" in n for n in result.notes)
+    # the embeddings are in the normalized copies, not in the models as ingested
+    from roon.store.read import model_names
+
+    names = model_names(open_catalogue(root))
+    plain = {m.model_id for m in where("xor", root).verified}
+    assert {m.model_id for m in result.verified}.isdisjoint(plain)
+    assert {names[m.model_id] for m in result.verified} <= set(names.values())

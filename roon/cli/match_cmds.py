@@ -54,6 +54,10 @@ def where(
     include_derived: Annotated[
         bool, typer.Option(help="Also search models derived by normalization.")
     ] = False,
+    normalize: Annotated[
+        str | None,
+        typer.Option(help="Compare after these normalizer rules (e.g. exact), both sides."),
+    ] = None,
     tolerance: Annotated[
         float, typer.Option(help="Functional check: largest relative deviation accepted.")
     ] = 0.1,
@@ -79,6 +83,7 @@ def where(
             limit=limit,
             models=model,
             include_derived=include_derived,
+            normalize=normalize,
             tolerance=tolerance,
             save=save,
             progress=None if as_json else bars,

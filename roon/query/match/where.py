@@ -189,10 +189,43 @@ def _stale(root: Path, ids: Sequence[str]) -> list[str]:
     return [m for m in ids if "restricted" in stale_tables(root, m, DERIVED_TABLES)]
 
 
+def normalized_copies(root: Path, con: Any, ids: Sequence[str], rules: str) -> dict[str, str]:
+    """Original model id → the id of its copy normalized by ``rules``, where stored.
+
+    Follows the lineage rows rule by rule; a rule that changed nothing left no row, so a
+    missing step is a no-op. A model reached without any step is normalized in memory to
+    tell "already in normal form" from "never normalized" (normalization is exact and
+    deterministic, so the ids decide).
+    """
+    from roon.ingest.normalize import normalize as run_rules
+    from roon.ingest.normalize import resolve_rules
+    from roon.store import load_catalogued_model
+
+    names = [getattr(r, "name", None) for r in resolve_rules(rules)]
+    steps: dict[tuple[str, str], str] = {
+        (parent, rule): child
+        for parent, rule, child in con.sql(
+            "SELECT parent_id, rule, child_id FROM lineage"
+        ).fetchall()
+    }
+    stored = {r[0] for r in con.sql("SELECT model_id FROM models").fetchall()}
+    out = {}
+    for model_id in ids:
+        current = model_id
+        for rule in names:
+            current = steps.get((current, rule or ""), current)
+        if current == model_id:  # no step recorded: normal form already, or never normalized
+            current = run_rules(load_catalogued_model(root, model_id), rules)[0].id
+        if current in stored:
+            out[model_id] = current
+    return out
+
+
 def where(
     circuit: str | os.PathLike[str] | Pattern,
     catalogue: str | os.PathLike[str],
     *,
+    normalize: str | None = None,
     strict: bool = False,
     strict_tolerance: float = STRICT_TOLERANCE,
     limit: int | None = None,
@@ -217,6 +250,10 @@ def where(
         include_derived: also search models derived by normalization (by default only
             models as ingested, so a normalized copy does not count twice).
         tolerance: the functional check's tolerance (:data:`DEFAULT_TOLERANCE`).
+        normalize: compare after the same normalization: the pattern is normalized by
+            these rules (e.g. ``exact``), and each model is searched in its copy
+            normalized by the same rules, as ``roon ingest --normalize`` stores it (a
+            model without one is skipped, and the result says how many).
         node_budget: the matcher's node budget per placement.
         save: write the embeddings to the catalogue's ``matches`` table (idempotent).
         progress: ``models`` events.
@@ -242,9 +279,23 @@ def where(
     pattern = circuit if isinstance(circuit, Pattern) else load_pattern(circuit, root)
     con = scan_catalogue(root)
     ids = sorted({resolve_model(root, m) for m in models}) if models else list_models(root)
-    if not (models or include_derived):
+    if not (models or include_derived or normalize):
         derived = _derived_models(con)
         ids = [m for m in ids if m not in derived]
+    notes: list[str] = []
+    if normalize:
+        from roon.ingest.normalize import normalize as run_rules
+
+        copies = normalized_copies(root, con, ids, normalize)
+        if len(copies) < len(ids):
+            notes.append(
+                f"{len(ids) - len(copies)} models have no copy normalized by {normalize!r} "
+                f"and were skipped; 'roon ingest --normalize {normalize}' stores one"
+            )
+        ids = sorted(set(copies.values()))
+        child, _ = run_rules(pattern.mlp, normalize)
+        pattern = Pattern(pattern.name, pattern.description, child, pattern.source,
+                          pattern.input_domain)  # fmt: skip
     stale = _stale(root, ids)
     if stale:
         raise CatalogueError(
@@ -253,7 +304,7 @@ def where(
         )
     result = WhereResult(pattern.name, pattern.id, pattern.description, models=len(ids))
     filtered = could_appear_in(con, pattern, ids)
-    result.notes.extend(filtered.notes)
+    result.notes.extend([*notes, *filtered.notes])
     if ids and not filtered.deep_enough:
         widths = "-".join(str(w) for w in pattern.mlp.widths)
         raise InvalidArgumentError(
