@@ -138,6 +138,7 @@ def bench_matcher(rows: list[dict]) -> float:
             {"benchmark": "matcher-10^5-edges", "case": case, "seconds": sec, "detail": detail}
         )
         print(f"  {case:48s} {sec * 1e3:10.1f} ms   ({detail})")
+    print(f"  with the hash filter counted on roon's side: {t_nx / (t_filter + t_match):.1f}×")
     return t_nx / ours
 
 
@@ -215,7 +216,8 @@ def main() -> None:
     if 100 in latency and 1000 in latency:
         print(f"roon where latency 100 → 1000 models: ×{latency[1000] / latency[100]:.2f}")
     print(
-        f"layered matcher vs networkx DiGraphMatcher on the 10^5-edge target: {speedup:.0f}× faster"
+        "layered matcher (with the exact and functional checks) vs networkx DiGraphMatcher "
+        f"(structural only), same candidates, 10^5-edge target: {speedup:.0f}× faster"
     )
 
 
