@@ -17,6 +17,7 @@ from roon.cli._common import (
     print_json,
     print_rows,
 )
+from roon.query.match.verify import DEFAULT_TOLERANCE
 
 
 class Kind(str, Enum):
@@ -60,7 +61,7 @@ def where(
     ] = None,
     tolerance: Annotated[
         float, typer.Option(help="Functional check: largest relative deviation accepted.")
-    ] = 0.1,
+    ] = DEFAULT_TOLERANCE,
     show_all: Annotated[
         bool, typer.Option("--all", help="Also list embeddings that fail the functional check.")
     ] = False,
