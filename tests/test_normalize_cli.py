@@ -92,3 +92,77 @@ def test_unknown_rule_writes_nothing(tmp_path, model_file):
 
 
 # -- tokens ----------------------------------------------------------------------------
+
+
+# -- --activation: files that store none -------------------------------------------------
+
+
+@pytest.fixture
+def silu_pt(tmp_path):
+    """A SiLU network saved as a plain state_dict, which records no activation."""
+    import torch
+
+    mlp = random_mlp((3, 5, 4, 1), seed=7, activation="silu")
+    state = {}
+    for i, layer in enumerate(mlp.layers):
+        state[f"fc{i}.weight"] = torch.from_numpy(layer.weight.copy())
+        state[f"fc{i}.bias"] = torch.from_numpy(layer.bias.copy())
+    path = tmp_path / "silu.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_normalize_reads_a_state_dict_with_the_given_activation(tmp_path, silu_pt):
+    from roon.ingest.loaders import load_model
+    from roon.ingest.normalize import normalize
+
+    out = tmp_path / "dead.safetensors"
+    result = invoke(
+        "normalize",
+        silu_pt,
+        "--activation",
+        "silu",
+        "-r",
+        "dead",
+        "--dead-threshold",
+        "1.5",
+        "-o",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert "assumed" not in result.output
+    written = load_model(out)
+    expected, [step] = normalize(load_model(silu_pt, activation="silu"), "dead", dead_threshold=1.5)
+    assert step.changes["removed"] > 0  # the threshold removes something, so act(b) is folded
+    assert written.activations[:-1] == ("silu", "silu")
+    assert written.id == expected.id
+
+
+def test_normalize_refuses_rescale_on_a_silu_state_dict(tmp_path, silu_pt):
+    out = tmp_path / "r.safetensors"
+    result = invoke("normalize", silu_pt, "--activation", "silu", "-r", "rescale", "-o", out)
+    one_line_failure(result, "positively homogeneous", "silu")
+    assert not out.exists()
+
+
+def test_normalize_says_when_the_activation_was_assumed(tmp_path, silu_pt):
+    import json
+
+    out = tmp_path / "n.safetensors"
+    result = invoke("normalize", silu_pt, "-r", "zero-out", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "activation relu assumed (the file stores none)" in result.output
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["notes"] == ["activation relu assumed (the file stores none)"]
+
+
+def test_compare_tokens_takes_the_activation(silu_pt):
+    import json
+
+    from roon.ingest.loaders import load_model
+
+    result = invoke("compare-tokens", silu_pt, silu_pt, "--activation", "silu", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["a"] == load_model(silu_pt, activation="silu").id
+    plain = invoke("compare-tokens", silu_pt, silu_pt)
+    assert plain.exit_code == 0 and "activation relu assumed" in plain.output

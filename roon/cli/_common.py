@@ -44,6 +44,14 @@ CatalogueOption = Annotated[
 ]
 DEFAULT_CATALOGUE = Path("roon-catalogue")
 
+ActivationOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Hidden activation for model files that store none (state_dicts, plain "
+        "safetensors); default relu, reported as assumed."
+    ),
+]
+
 
 class Domain(str, Enum):
     """Signature domain of a layer's inputs."""

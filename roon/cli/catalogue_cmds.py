@@ -10,6 +10,7 @@ import typer
 
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
+    ActivationOption,
     CatalogueOption,
     Domain,
     JsonOption,
@@ -30,10 +31,7 @@ class OutputFormat(str, Enum):
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Model files, folders or glob patterns.")],
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
-    activation: Annotated[
-        str | None,
-        typer.Option(help="Hidden activation for files that store none (default relu)."),
-    ] = None,
+    activation: ActivationOption = None,
     input_domain: Annotated[
         Domain | None,
         typer.Option(

@@ -12,7 +12,14 @@ from typing import Annotated, Any
 
 import typer
 
-from roon.cli._common import DEFAULT_CATALOGUE, CatalogueOption, JsonOption, console, print_json
+from roon.cli._common import (
+    DEFAULT_CATALOGUE,
+    ActivationOption,
+    CatalogueOption,
+    JsonOption,
+    console,
+    print_json,
+)
 from roon.errors import InvalidArgumentError
 from roon.ingest.tokenize import DEFAULT_STEP as DEFAULT_TOKEN_STEP
 
@@ -46,6 +53,7 @@ def normalize(
         bool, typer.Option("--store", help="Store both models and the lineage in the catalogue.")
     ] = False,
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    activation: ActivationOption = None,
     input_bounds: Annotated[
         str | None,
         typer.Option(help="Input box LO,HI for every input (default: model metadata, else 0,1)."),
@@ -93,6 +101,7 @@ def normalize(
         output=output,
         report=report,
         store=store,
+        activation=activation,
         backend=backend,
         **{k: v for k, v in given.items() if v is not None},
     )
@@ -124,6 +133,8 @@ def _print_steps(summary: dict[str, Any], written: list[str]) -> None:
         f"{summary['parent_id'][:12]} {before} → {summary['child_id'][:12]} {after}; "
         f"max output change {summary['max_output_change']:.3g}"
     )
+    for note in summary["notes"]:
+        out.print(f"note: {note}")
     for path in written:
         out.print(f"wrote {path}")
 
@@ -190,6 +201,7 @@ def compare_tokens(
     a: Annotated[str, typer.Argument(help="First model: file or catalogue reference.")],
     b: Annotated[str, typer.Argument(help="Second model: file or catalogue reference.")],
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    activation: ActivationOption = None,
     step: Annotated[
         float, typer.Option(help="Quantization step of neuron tokens.")
     ] = DEFAULT_TOKEN_STEP,
@@ -205,10 +217,16 @@ def compare_tokens(
 
     Example: roon compare-tokens a.pt b.pt --rules rescale,canonical
     """
+    from roon.ingest.loaders import assumed_activation_note
     from roon.ingest.tokenize import token_similarity, tokenize
     from roon.store import load_model_ref
 
-    models = [load_model_ref(ref, catalogue) for ref in (a, b)]
+    models = [load_model_ref(ref, catalogue, activation=activation) for ref in (a, b)]
+    notes = [
+        f"{ref}: {note}"
+        for ref, m in zip((a, b), models, strict=True)
+        if (note := assumed_activation_note(m))
+    ]
     if rules:
         from roon.ingest.normalize import normalize as run_rules
 
@@ -222,11 +240,15 @@ def compare_tokens(
         "method": method,
         "step": step,
         "tokens": [len(t) for t in tokens],
+        "notes": notes,
     }
     if as_json:
         print_json(result)
         return
-    console().print(
+    out = console()
+    for note in notes:
+        out.print(f"note: {note}")
+    out.print(
         f"similarity {ratio:.4f} ({method}; {len(tokens[0])} vs {len(tokens[1])} tokens, "
         f"step {step:g})"
     )

@@ -73,9 +73,11 @@ def normalize_model(
         **params: rule parameters (``input_bounds``, ``dead_threshold``, ...).
 
     Returns:
-        The report (:func:`~roon.ingest.normalize.normalization_report`) plus
-        ``written`` (the paths written) and, with ``store``, ``lineage_rows_added``.
+        The report (:func:`~roon.ingest.normalize.normalization_report`) plus ``notes``
+        (e.g. that the activation was assumed), ``written`` (the paths written) and,
+        with ``store``, ``lineage_rows_added``.
     """
+    from roon.ingest.loaders import assumed_activation_note
     from roon.ingest.normalize import normalization_report, normalize
     from roon.store import load_model_ref
 
@@ -84,6 +86,8 @@ def normalize_model(
     parent = load_model_ref(ref, catalogue, activation=activation)
     child, steps = normalize(parent, rules, backend=backend, **params)
     summary = normalization_report(parent, child, steps, input_bounds=params.get("input_bounds"))
+    assumed = assumed_activation_note(parent)
+    summary["notes"] = [assumed] if assumed else []
     written: list[str] = []
     staged = None
     if report_path is not None:

@@ -196,15 +196,12 @@ def _ingest_source(
     backend: str,
     progress: ProgressCallback | None,
 ) -> IngestResult:
-    from roon.ingest.loaders import load_model
+    from roon.ingest.loaders import assumed_activation_note, load_model
     from roon.store import has_model
 
     mlp = load_model(source, activation=activation)
-    notes = []
-    load = mlp.provenance[0] if mlp.provenance else {}
-    if load.get("activation_assumed"):
-        hidden = mlp.activations[0] if len(mlp.layers) > 1 else mlp.activations[-1]
-        notes.append(f"activation {hidden} assumed (the file stores none)")
+    assumed = assumed_activation_note(mlp)
+    notes = [assumed] if assumed else []
     if not normalize:
         written = ingest_model(
             mlp,

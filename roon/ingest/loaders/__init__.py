@@ -39,6 +39,7 @@ from roon.mlp import MLP
 __all__ = [
     "MODEL_SUFFIXES",
     "Circuit",
+    "assumed_activation_note",
     "circuit_names",
     "list_circuits",
     "load_circuit",
@@ -116,6 +117,21 @@ def load_model(
     label = f"<module {cls}>"
     loaded = _guarded(label, lambda: read_module(source, activation, output_activation))
     return _assemble(label, loaded, "module", label, None, name or cls)
+
+
+def assumed_activation_note(mlp: MLP) -> str | None:
+    """What to tell the user when ``mlp``'s activations were assumed, else None.
+
+    A state_dict (or a plain safetensors file) stores no activation: ``load_model`` then
+    gives its hidden layers ``relu`` unless told otherwise, and the provenance says so.
+    Every command that loads model files prints this note, so a SiLU network read as ReLU
+    never goes unnoticed (``--activation`` fixes it).
+    """
+    load = mlp.provenance[0] if mlp.provenance else {}
+    if not load.get("activation_assumed"):
+        return None
+    hidden = mlp.activations[0] if len(mlp.layers) > 1 else mlp.activations[-1]
+    return f"activation {hidden} assumed (the file stores none)"
 
 
 def _load_file(
