@@ -25,13 +25,56 @@ def test_dead_removes_small_neurons_and_folds_act_of_bias():
     m = MLP([Layer(w0, b0), Layer(w1, b1, "linear")])
     child, [step] = normalize(m, "dead")
     assert step.changes["layers"] == {"0": {"removed": [1, 3]}}
-    assert step.params == {"dead_threshold": 0.05}
+    assert step.params == {"dead_threshold": 0.05, "dead_rescore": False}
     np.testing.assert_array_equal(child.layers[1].bias, b1 + 0.3 * w1[:, 1])
     np.testing.assert_array_equal(child.layers[0].weight, w0[[0, 2]])
     assert step.max_output_change == pytest.approx(measured_change(m, child), rel=1e-12)
     assert 0 < step.max_output_change < 0.05
     # a lower threshold keeps neuron 3
     _, [step] = normalize(m, "dead", dead_threshold=0.03)
+    assert step.changes["layers"] == {"0": {"removed": [1]}}
+
+
+def two_layer_dead_net() -> MLP:
+    """Neuron 0 of layer 0 is dead; layer-1 neuron 0 draws almost all its input from it.
+
+    Layer 0: scores 1.1 * 0.01 * 1.0 = 0.011 (dead) and 1.1 * 1.0 * |(0.01, 1)| ~ 1.1.
+    Layer 1 on the original weights: 1.1 * |(1, 0.01)| * 0.1 ~ 0.11 (kept) and 1.1;
+    re-scored after layer 0's removal: 1.1 * 0.01 * 0.1 = 0.0011 (dead).
+    """
+    w0 = np.array([[0.01, 0.0], [0.0, 1.0]])
+    w1 = np.array([[1.0, 0.01], [0.0, 1.0]])
+    w2 = np.array([[0.1, 1.0]])
+    return MLP(
+        [
+            Layer(w0, np.array([0.5, 0.0])),
+            Layer(w1, np.array([0.25, 0.0])),
+            Layer(w2, np.zeros(1), "linear"),
+        ]
+    )
+
+
+def test_dead_scores_every_neuron_on_the_original_weights():
+    m = two_layer_dead_net()
+    child, [step] = normalize(m, "dead")
+    assert step.changes["layers"] == {"0": {"removed": [0]}}  # seed 004's rule
+    assert child.widths == (2, 1, 2, 1)
+    np.testing.assert_array_equal(child.layers[1].bias, [0.25 + 0.5 * 1.0, 0.0])
+    rescored, [again] = normalize(m, "dead", dead_rescore=True)
+    assert again.changes["layers"] == {"0": {"removed": [0]}, "1": {"removed": [0]}}
+    assert again.params == {"dead_threshold": 0.05, "dead_rescore": True}
+    assert rescored.widths == (2, 1, 1, 1)
+    with pytest.raises(InvalidArgumentError, match="dead_rescore='yes'"):
+        normalize(m, "dead", dead_rescore="yes")
+
+
+def test_dead_factor_1_1_decides_at_the_boundary():
+    # weight products on both sides of t / 1.1 = 0.04545 at t = 0.05: 0.048 is kept
+    # (1.1 * 0.048 = 0.0528), 0.044 dropped (0.0484); a factor of 1.0 would drop both.
+    w0 = np.array([[0.048, 0.0], [0.0, 0.044], [1.0, 1.0]])
+    w1 = np.array([[1.0, 1.0, 1.0]])
+    m = MLP([Layer(w0, np.zeros(3)), Layer(w1, np.zeros(1), "linear")])
+    _, [step] = normalize(m, "dead", dead_threshold=0.05)
     assert step.changes["layers"] == {"0": {"removed": [1]}}
 
 

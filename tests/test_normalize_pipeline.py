@@ -104,7 +104,7 @@ def test_report_and_safetensors_from_the_cli(tmp_path):
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["parent_id"] == m.id and report["child_id"] == child.id
     assert [s["rule"] for s in report["steps"]] == ["dead", "duplicates", "rescale", "canonical"]
-    assert report["steps"][0]["params"] == {"dead_threshold": 0.3}
+    assert report["steps"][0]["params"] == {"dead_threshold": 0.3, "dead_rescore": False}
     assert "canonical" in result.output and child.id[:12] in result.output
     bad = CliRunner().invoke(app, ["normalize", str(out), "--rules", "rescale,nope"])
     assert bad.exit_code == 1 and "unknown normalizer rule 'nope'" in bad.output

@@ -59,6 +59,14 @@ def normalize(
         typer.Option(help="Input box LO,HI for every input (default: model metadata, else 0,1)."),
     ] = None,
     dead_threshold: Annotated[float | None, typer.Option(help="dead: threshold (0.05).")] = None,
+    dead_rescore: Annotated[
+        bool,
+        typer.Option(
+            "--dead-rescore",
+            help="dead: score each layer on the network as already edited, not on the "
+            "original weights (seed 004's rule, the default).",
+        ),
+    ] = False,
     duplicate_threshold: Annotated[
         float | None, typer.Option(help="duplicates: L2 distance below which rows merge (0.1).")
     ] = None,
@@ -88,6 +96,7 @@ def normalize(
     given = {
         "input_bounds": _bounds(input_bounds),
         "dead_threshold": dead_threshold,
+        "dead_rescore": dead_rescore or None,
         "duplicate_threshold": duplicate_threshold,
         "duplicate_eps": duplicate_eps,
         "sample": sample,

@@ -1,8 +1,10 @@
 """Approximate normalizer rules (seed 004): thresholds trade exactness for simplicity.
 
 Each rule returns ``(child, changes)``; the step record measures how much the outputs
-moved. Layers are visited input side first and every decision is taken on the model as
-already edited, so a hand-built network predicts exactly what is removed.
+moved. Layers are visited input side first. ``dead`` scores every neuron on the original
+weights, then removes (seed 004's rule; ``dead_rescore`` re-scores each layer on the
+network as already edited instead); ``duplicates`` and ``low-variance`` decide on the
+model as already edited, so a hand-built network predicts exactly what is removed.
 """
 
 from __future__ import annotations
@@ -22,19 +24,42 @@ from roon.mlp import MLP, activate
 __all__ = ["dead", "duplicates", "low_variance", "load_sample", "sample_digest"]
 
 
-def dead(mlp: MLP, *, dead_threshold: float = 0.05) -> tuple[MLP, dict[str, Any]]:
+# Seed 004's safety factor: a neuron is dead when 1.1 · ‖w_in‖ · ‖w_out‖ is below the
+# threshold, i.e. its weight product is below threshold / 1.1.
+DEAD_FACTOR = 1.1
+
+
+def _dead_scores(weight: np.ndarray, next_weight: np.ndarray) -> np.ndarray:
+    """``1.1 · ‖w_in‖₂ · ‖w_out‖₂`` per neuron of a layer (incoming norm without the bias)."""
+    w_in = np.linalg.norm(np.asarray(weight, dtype=np.float64), axis=1)
+    w_out = np.linalg.norm(np.asarray(next_weight, dtype=np.float64), axis=0)
+    return DEAD_FACTOR * w_in * w_out
+
+
+def dead(
+    mlp: MLP, *, dead_threshold: float = 0.05, dead_rescore: bool = False
+) -> tuple[MLP, dict[str, Any]]:
     """Drop hidden neurons with ``1.1 · ‖w_in‖₂ · ‖w_out‖₂ < dead_threshold``.
 
-    The incoming norm excludes the bias; the removed neuron's output at zero input,
-    ``act(b)``, times its outgoing column is folded into the next layer's bias.
+    Every neuron is scored on the *original* weights, then the dead ones are removed:
+    seed 004's rule, so whether a neuron is dead does not depend on what was removed
+    before it. With ``dead_rescore`` each layer is instead scored on the network as
+    already edited (the incoming weights from neurons removed in the layer before no
+    longer count), which can remove more. The incoming norm excludes the bias; the
+    removed neuron's output at zero input, ``act(b)`` (its bias as edited so far), times
+    its outgoing column is folded into the next layer's bias.
     """
+    original = [
+        _dead_scores(mlp.layers[i].weight, mlp.layers[i + 1].weight)
+        for i in range(len(mlp.layers) - 1)
+    ]
     s = Surgery(mlp)
     for i in s.hidden_layers:
         if s.is_placeholder_only(i):
             continue
-        w_in = np.linalg.norm(s.weights[i].astype(np.float64), axis=1)
-        w_out = np.linalg.norm(s.out_columns(i), axis=0)
-        idx = np.flatnonzero(1.1 * w_in * w_out < dead_threshold)
+        # layer i's rows are untouched until it is visited, so current index = parent index
+        score = _dead_scores(s.weights[i], s.weights[i + 1]) if dead_rescore else original[i]
+        idx = np.flatnonzero(score < dead_threshold)
         values = activate(s.activations[i], s.biases[i].astype(np.float64)[idx])
         s.remove(i, idx, values)
     return s.to_mlp(), s.changes()

@@ -55,6 +55,10 @@ def _plain(mlp: MLP, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for key, value in params.items():
         if key.endswith(("_threshold", "_eps")):
             params[key] = _check_threshold(key, value)
+        elif key.endswith("_rescore") and not isinstance(value, bool | np.bool_):
+            raise InvalidArgumentError(f"parameter {key}={value!r}; give True or False")
+        elif key.endswith("_rescore"):
+            params[key] = bool(value)
     return params, dict(params)
 
 
@@ -169,8 +173,9 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "dead",
-            "drop hidden neurons with 1.1·‖w_in‖·‖w_out‖ < dead_threshold (0.05), folding "
-            "act(b)·w_out into the next bias (approximate)",
+            "drop hidden neurons with 1.1·‖w_in‖·‖w_out‖ < dead_threshold (0.05), all "
+            "scored on the original weights (dead_rescore: layer by layer as edited), "
+            "folding act(b)·w_out into the next bias (approximate)",
             False,
             approx_rules.dead,
         ),
@@ -260,7 +265,8 @@ def normalize(
         mlp: the model.
         rules: names (``"dead,duplicates,canonical"`` or a list), presets (``exact``),
             :class:`Rule` objects or callables ``(mlp, **params) -> (MLP, Step | changes)``.
-        **params: rule parameters by name (``dead_threshold``, ``duplicate_threshold``,
+        **params: rule parameters by name (``dead_threshold``, ``dead_rescore``,
+            ``duplicate_threshold``,
             ``duplicate_eps``, ``variance_threshold``, ``sample``, ``domain``,
             ``signature``) and ``input_bounds`` (the input box; see
             :func:`~roon.ingest.normalize.bounds.resolve_input_bounds`). Each rule takes
