@@ -239,6 +239,92 @@ def test_exact_preset_is_canonical_with_duplicates_and_folds(dtype):
         assert_identical(normalize(permuted(m, seed), "exact")[0], want)
 
 
+def test_exact_preset_undoes_scalings_of_duplicates_with_any_ratio():
+    # f = relu(x) + relu(3x); scaling the second neuron by 2^-2 keeps f, and must keep the
+    # normal form: exact-duplicates used to keep the smaller raw row (3/4 here, 1 before)
+    m = MLP([Layer(np.array([[1.0], [3.0]]), np.zeros(2)), Layer(np.ones((1, 2)), [0.0], "linear")])
+    scaled = MLP(
+        [
+            Layer(np.array([[1.0], [0.75]]), np.zeros(2)),
+            Layer(np.array([[1.0, 4.0]]), [0.0], "linear"),
+        ]
+    )
+    x = np.linspace(-2, 2, 9)[:, None]
+    np.testing.assert_array_equal(m.forward(x), scaled.forward(x))
+    want, _ = normalize(m, "exact")
+    assert want.widths == (1, 1, 1)
+    assert_identical(normalize(scaled, "exact")[0], want)
+
+
+RATIOS = np.array([1.5, 3.0, 5.0, 0.75, 1.25, 6.0, 0.375, 2.0])
+
+
+def duplicate_heavy_net(rng: np.random.Generator, dtype: type) -> MLP:
+    """A tiny ReLU net on a 1/4 grid in which about half the hidden neurons are positive
+    multiples (ratios 3, 1.5, 0.375, ... and 2) of earlier ones, exactly representable."""
+    widths = [int(rng.integers(1, 4))]
+    widths += [int(rng.integers(2, 6)) for _ in range(int(rng.integers(1, 3)))]
+    widths.append(int(rng.integers(1, 3)))
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        w = rng.integers(-8, 9, (n_out, n_in)) / 4.0
+        b = rng.integers(-8, 9, n_out) / 4.0
+        for j in range(1, n_out):
+            if rng.random() < 0.5:
+                src, ratio = int(rng.integers(j)), rng.choice(RATIOS)
+                w[j], b[j] = w[src] * ratio, b[src] * ratio
+        act = "linear" if i == len(widths) - 2 else "relu"
+        layers.append(Layer(w.astype(dtype), b.astype(dtype), act))
+    return MLP(layers)
+
+
+def scaled_by_powers_of_two(mlp: MLP, rng: np.random.Generator) -> MLP:
+    """Every hidden neuron scaled by 2^k, k in -3..3, its outgoing weights by 2^-k."""
+    ws = [np.array(la.weight) for la in mlp.layers]
+    bs = [np.array(la.bias) for la in mlp.layers]
+    for i in range(len(ws) - 1):
+        k = rng.integers(-3, 4, ws[i].shape[0])
+        ws[i] = np.ldexp(ws[i], k[:, None]).astype(ws[i].dtype)
+        bs[i] = np.ldexp(bs[i], k).astype(bs[i].dtype)
+        ws[i + 1] = np.ldexp(ws[i + 1], -k[None, :]).astype(ws[i + 1].dtype)
+    return mlp.replace(
+        [Layer(w, b, la.activation) for w, b, la in zip(ws, bs, mlp.layers, strict=True)]
+    )
+
+
+def test_exact_preset_is_canonical_under_permutations_and_rescalings():
+    # 1,000 trials: 250 nets, each against 4 random permutations with power-of-two
+    # rescalings of every hidden neuron; before the fix 1 in 4 gave another model id
+    rng = np.random.default_rng(2024)
+    different = []
+    for trial in range(250):
+        m = duplicate_heavy_net(rng, np.float32 if trial % 2 else np.float64)
+        want, _ = normalize(m, "exact")
+        for _ in range(4):
+            got, _ = normalize(scaled_by_powers_of_two(permuted(m, rng), rng), "exact")
+            if got.id != want.id:
+                different.append((trial, m.widths, want.widths, got.widths))
+    assert different == []
+
+
+def test_zero_out_drops_neurons_whose_whole_row_is_zero():
+    # layer 0 neuron 1 has w = 0, b = 0: relu gives exactly 0, whatever its outgoing
+    # weights; layer 1 neuron 0 is fed only by it, so it outputs 0 too (a second pass)
+    w0 = np.array([[1.0, -1.0], [0.0, 0.0]])
+    w1 = np.array([[0.0, 2.0], [1.0, 1.0]])
+    m = MLP(
+        [Layer(w0, np.zeros(2)), Layer(w1, np.zeros(2)), Layer(np.ones((1, 2)), [0.0], "linear")]
+    )
+    child, [step] = normalize(m, "zero-out")
+    assert step.changes["layers"] == {"0": {"removed": [1]}, "1": {"removed": [0]}}
+    assert child.widths == (2, 1, 1, 1)
+    x = corners_and_points(2, 0)
+    np.testing.assert_array_equal(child.forward(x), m.forward(x))
+    # sigmoid(0) = 1/2 is not zero: such a neuron is constant, not silent (rule 'constant')
+    sig = MLP([Layer(w0, np.zeros(2), "sigmoid"), Layer(np.ones((1, 2)), [0.0], "linear")])
+    assert normalize(sig, "zero-out")[1][0].is_noop
+
+
 def structured_net(rng: np.random.Generator, dtype: type, acts: list[str]) -> MLP:
     """A random net with a case for every exact rule: zero rows, dead ReLUs, identical
     and positively scaled (x2, x3) rows, columns of zeros (silent neurons)."""

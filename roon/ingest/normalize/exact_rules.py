@@ -28,17 +28,31 @@ __all__ = ["zero_out", "constant", "exact_duplicates", "rescale", "require_homog
 
 
 def zero_out(mlp: MLP) -> tuple[MLP, dict[str, Any]]:
-    """Drop hidden neurons whose outgoing weights are all zero (bit-exact).
+    """Drop hidden neurons that add nothing to the next layer (bit-exact).
 
-    Layers are visited from the output side, so a neuron whose only non-zero outgoing
-    weights fed neurons dropped in the same step is dropped too.
+    A neuron adds nothing when its outgoing weights are all zero, or when its incoming
+    weights and bias are all zero and its activation maps 0 to 0 (ReLU, linear, tanh,
+    SiLU, GELU, ELU): its output is then exactly 0 on every input. The second kind is
+    what merging duplicates can leave (a neuron whose inputs were merged into a column
+    that cancels to zero); it must go, because no rescaling can give its outgoing weights
+    a canonical scale. Passes repeat until nothing changes, so a neuron whose only
+    non-zero outgoing weights fed dropped neurons, or whose only non-zero inputs came
+    from them, is dropped too.
     """
     s = Surgery(mlp)
-    for i in reversed(s.hidden_layers):
-        if s.is_placeholder_only(i):
-            continue
-        silent = np.flatnonzero(~np.any(s.weights[i + 1] != 0, axis=0))
-        s.remove(i, silent)
+    zero_at_zero = [bool(activate(act, np.zeros(1))[0] == 0.0) for act in s.activations[:-1]]
+    changed = True
+    while changed:
+        changed = False
+        for i in reversed(s.hidden_layers):
+            if s.is_placeholder_only(i):
+                continue
+            silent = ~np.any(s.weights[i + 1] != 0, axis=0)
+            if zero_at_zero[i]:
+                silent |= ~np.any(s.rows(i) != 0, axis=1)
+            if np.any(silent):
+                s.remove(i, np.flatnonzero(silent))
+                changed = True
     return s.to_mlp(), s.changes()
 
 
@@ -111,14 +125,24 @@ def exact_duplicates(mlp: MLP) -> tuple[MLP, dict[str, Any]]:
 
     For a positively homogeneous activation ``act(a·z) = a·act(z)``, so a group of
     neurons with rows ``a_k ·`` row ``r`` becomes neuron ``r`` with outgoing column
-    ``Σ a_k · v_k``. For other activations only identical rows merge (``a = 1``). The
-    kept neuron is the one with the smallest ``max|[w, b]|`` (members that tie on it have
-    identical rows), so every ``a_k >= 1`` (integer multiples of a hand-built neuron stay
-    exact), and each column is an order-independent correctly rounded sum, so permuted
-    networks merge to the same neuron. Candidates are bucketed by the row divided by
-    ``|first non-zero|``: exact multiples give identical correctly rounded quotients.
+    ``Σ a_k · v_k``. For other activations only identical rows merge (``a = 1``).
+
+    Which member is kept must not depend on how the network happens to be scaled, or
+    two networks that differ by power-of-two rescalings of hidden neurons (which
+    ``rescale`` undoes) would merge to different neurons whenever the members' ratio is
+    not a power of two (relu(x) + relu(3x)). So each neuron is judged as ``rescale``
+    would leave it: its row with the earlier layers' canonical power-of-two scales
+    applied to its inputs (:func:`_rescale_shifts`, computed, not applied); the kept
+    member is the one whose largest ``|[w, b]|`` there has the smallest binary mantissa.
+    Members that tie on it are power-of-two multiples of each other, which give the same
+    normal form; the one with the smallest peak is kept. Each column is an
+    order-independent correctly rounded sum, so permuted networks merge to the same
+    neuron, and the ``exact`` preset gives all of them one normal form. Candidates are
+    bucketed by the row divided by ``|first non-zero|``: exact multiples give identical
+    correctly rounded quotients.
     """
     s = Surgery(mlp)
+    inputs = np.zeros(mlp.input_width, dtype=np.int64)  # canonical shifts of layer i's inputs
     for i in s.hidden_layers:
         exact_products = s.weights[i].dtype == np.float32
         homogeneous = s.activations[i] in HOMOGENEOUS_ACTIVATIONS
@@ -146,17 +170,36 @@ def exact_duplicates(mlp: MLP) -> tuple[MLP, dict[str, Any]]:
         columns: dict[int, np.ndarray] = {}
         out = s.out_columns(i)  # [next, N]
         peak = np.max(np.abs(rows), axis=1)
+        mantissa, _ = np.frexp(_canonical_peaks(rows, inputs))  # scale-free, in [0.5, 1)
         for group in members.values():
             if len(group) < 2:
                 continue
-            keep = min(group, key=lambda k: (peak[k], k))  # factors a_k >= 1
+            keep = min(group, key=lambda k: (mantissa[k], peak[k], k))
             scale = {k: float(f / group[keep]) for k, f in group.items()}
             terms = np.stack([scale[k] * out[:, k] for k in sorted(group)], axis=1)
             columns[keep] = exact_row_sums(np.zeros(out.shape[0]), terms)
             groups[keep] = sorted(k for k in group if k != keep)
         if groups:
             s.merge_groups(i, groups, columns)
+        inputs = _rescale_shifts(_canonical_peaks(s.rows(i), inputs))
     return s.to_mlp(), s.changes()
+
+
+def _canonical_peaks(rows: np.ndarray, input_shifts: np.ndarray) -> np.ndarray:
+    """``max|[w, b]|`` per row once the inputs carry their canonical scales.
+
+    ``rescale`` divides neuron ``j`` of the layer before by ``2^input_shifts[j]`` and
+    multiplies its outgoing weights (this layer's column ``j``) by the same power.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        weights = np.ldexp(rows[:, :-1], input_shifts[None, :])
+    return np.maximum(np.max(np.abs(weights), axis=1, initial=0.0), np.abs(rows[:, -1]))
+
+
+def _rescale_shifts(peak: np.ndarray) -> np.ndarray:
+    """The power of two ``rescale`` divides each neuron by: ``peak / 2^shift`` in ``[1, 2)``."""
+    _, e = np.frexp(peak)
+    return np.where(peak > 0, e - 1, 0).astype(np.int64)
 
 
 def require_homogeneous(mlp: MLP, rule: str) -> None:
@@ -185,9 +228,7 @@ def rescale(mlp: MLP) -> tuple[MLP, dict[str, Any]]:
     s = Surgery(mlp)
     rescaled: dict[str, int] = {}
     for i in s.hidden_layers:
-        peak = np.max(np.abs(s.rows(i)), axis=1)
-        _, e = np.frexp(peak)  # peak = f · 2^e, 0.5 <= f < 1, so 2^(e-1) <= peak < 2^e
-        shift = np.where(peak > 0, e - 1, 0).astype(np.int64)  # [N]
+        shift = _rescale_shifts(np.max(np.abs(s.rows(i)), axis=1))  # [N]
         w, b, out = s.weights[i], s.biases[i], s.weights[i + 1]
         with np.errstate(over="ignore", under="ignore"):
             w2 = np.ldexp(w, -shift[:, None]).astype(w.dtype)

@@ -138,7 +138,8 @@ RULES: dict[str, Rule] = {
     for r in (
         Rule(
             "zero-out",
-            "drop hidden neurons whose outgoing weights are all zero (bit-exact)",
+            "drop hidden neurons whose outgoing weights are all zero, or whose incoming "
+            "weights and bias are all zero with act(0) = 0 (bit-exact)",
             True,
             exact_rules.zero_out,
         ),
