@@ -166,3 +166,23 @@ def test_compare_tokens_takes_the_activation(silu_pt):
     assert json.loads(result.output)["a"] == load_model(silu_pt, activation="silu").id
     plain = invoke("compare-tokens", silu_pt, silu_pt)
     assert plain.exit_code == 0 and "activation relu assumed" in plain.output
+
+
+def test_normalize_says_when_no_input_domain_was_declared(tmp_path, model_file):
+    import json
+
+    out = tmp_path / "e.safetensors"
+    result = invoke("normalize", model_file, "-r", "exact", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "no input domain declared" in result.output
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["input_bounds"] == [None, None]
+    assert report["notes"] == [
+        "no input domain declared: 'constant' kept the function on every real input "
+        "(give --input-bounds LO,HI for a box)"
+    ]
+    boxed = invoke("normalize", model_file, "-r", "exact", "--input-bounds", "0,1", "-o", out)
+    assert boxed.exit_code == 0 and "no input domain" not in boxed.output
+    assert json.loads(out.with_suffix(".json").read_text())["input_bounds"] == [0.0, 1.0]
+    rescale = invoke("normalize", model_file, "-r", "rescale", "-o", out)  # no box involved
+    assert rescale.exit_code == 0 and "no input domain" not in rescale.output

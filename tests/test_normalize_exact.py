@@ -137,7 +137,7 @@ def test_zero_out_removes_silent_neurons_and_what_only_fed_them():
 
 def test_constant_finds_exact_ties_and_folds_constants():
     m = redundant_net()
-    child, steps = normalize(m, "constant")
+    child, steps = normalize(m, "constant", input_bounds=(0.0, 1.0))
     assert steps[0].changes["layers"] == {"0": {"removed": [1, 3]}}
     assert steps[0].params == {"input_bounds": [0.0, 1.0]}
     # relu(0.5) times neuron 3's outgoing column went into layer 1's bias
@@ -150,13 +150,65 @@ def test_constant_finds_exact_ties_and_folds_constants():
     assert steps[0].params == {"input_bounds": [-1.0, 1.0]}
 
 
+def test_constant_without_a_declared_domain_keeps_the_function_on_every_input():
+    # nothing declares a box: every real input counts, so relu(-x - y) (neuron 1, dead
+    # only on [0, 1]^3) stays and only neuron 3 (no weights: relu(0.5)) goes
+    m = redundant_net()
+    child, [step] = normalize(m, "constant")
+    assert step.changes["layers"] == {"0": {"removed": [3]}}
+    assert step.params == {"input_bounds": [None, None]}
+    x = np.random.default_rng(3).normal(0.0, 10.0, (200, 3))
+    np.testing.assert_allclose(child.forward(x), m.forward(x), rtol=1e-12, atol=1e-12)
+    # the same as declaring the real line, in either form
+    for spec in ((None, None), (-np.inf, np.inf), [[None, None]] * 3):
+        assert normalize(m, "constant", input_bounds=spec)[0].id == child.id
+
+
+def test_constant_on_the_real_line_finds_neurons_no_input_can_excite():
+    # layer 0: relu(x), relu(-x) >= 0 for every real x; layer 1 neuron 0 = relu(-a - 2b - 1)
+    # never fires; neuron 1 = relu(a - b) does; layer 2 neuron 0 = relu(-h - 0.5) never
+    w0 = np.array([[1.0], [-1.0]])
+    w1 = np.array([[-1.0, -2.0], [1.0, -1.0]])
+    b1 = np.array([-1.0, 0.0])
+    w2 = np.array([[0.0, -1.0], [0.0, 1.0]])
+    b2 = np.array([-0.5, 0.0])
+    m = MLP([Layer(w0, np.zeros(2)), Layer(w1, b1), Layer(w2, b2), Layer(np.ones((1, 2)), [0.0])])
+    child, [step] = normalize(m, "constant")
+    assert step.changes["layers"] == {"1": {"removed": [0]}, "2": {"removed": [0]}}
+    x = np.linspace(-5, 5, 41)[:, None]
+    np.testing.assert_array_equal(child.forward(x), m.forward(x))
+    # SiLU outputs are >= -0.2785 on the real line: -a - 2b - 1 <= 3 * 0.2785 - 1 < 0 still
+    silu = MLP([Layer(w0, np.zeros(2), "silu"), Layer(w1, b1), Layer(np.ones((1, 2)), [0.0])])
+    child, [step] = normalize(silu, "constant")
+    assert step.changes["layers"] == {"1": {"removed": [0]}}
+    np.testing.assert_array_equal(child.forward(x), silu.forward(x))
+    # with a bias of -0.8 interval bounds (sound, not complete) no longer prove it: it stays
+    shallow = MLP(
+        [Layer(w0, np.zeros(2), "silu"), Layer(w1, [-0.8, 0.0]), Layer(np.ones((1, 2)), [0.0])]
+    )
+    assert normalize(shallow, "constant")[1][0].is_noop
+
+
+def test_the_osier_circuits_keep_their_function_under_the_exact_preset():
+    # with the old default box [0, 1]^n, `constant` dropped relu(-x) and 10 of 15 circuits
+    # changed on [-1, 1]; on the real line no circuit may change anywhere
+    from roon.ingest.loaders import circuit_names, load_circuit
+
+    x = np.random.default_rng(0).uniform(-3.0, 3.0, (256, 3))
+    for name in circuit_names():
+        mlp = load_circuit(name).mlp
+        child, _ = normalize(mlp, "exact")
+        xs = x[:, : mlp.input_width]
+        np.testing.assert_allclose(child.forward(xs), mlp.forward(xs), atol=1e-12, err_msg=name)
+
+
 def test_constant_propagates_bounds_to_deeper_layers():
     # layer 0 outputs lie in [0, 1] and [0, 2]; layer 1 neuron 0 peaks at 1 - 2*0 - 1 = 0
     w0 = np.array([[1.0, 0.0], [1.0, 1.0]])
     w1 = np.array([[1.0, -2.0], [-1.0, 1.0], [1.0, 0.0]])
     b1 = np.array([-1.0, 0.0, -1.5])  # neuron 0: x0 - 2(x0 + x1) - 1 <= 0; neuron 2 <= -0.5
     m = MLP([Layer(w0, np.zeros(2)), Layer(w1, b1), Layer(np.ones((1, 3)), np.zeros(1), "linear")])
-    child, steps = normalize(m, "constant")
+    child, steps = normalize(m, "constant", input_bounds=(0, 1))
     assert steps[0].changes["layers"] == {"1": {"removed": [0, 2]}}
     assert child.widths == (2, 2, 1, 1)
 
@@ -164,11 +216,11 @@ def test_constant_propagates_bounds_to_deeper_layers():
 def test_constant_never_empties_a_layer():
     w0 = np.array([[-1.0, -1.0], [0.0, -2.0]])
     m = MLP([Layer(w0, np.zeros(2)), Layer(np.ones((1, 2)), np.array([0.5]), "linear")])
-    child, steps = normalize(m, "constant")
+    child, steps = normalize(m, "constant", input_bounds=(0, 1))
     assert steps[0].changes["layers"]["0"] == {"removed": [0, 1], "placeholder": True}
     assert child.widths == (2, 1, 1)
     assert not np.any(child.layers[0].weight) and not np.any(child.layers[1].weight)
-    again, steps = normalize(child, "constant")
+    again, steps = normalize(child, "constant", input_bounds=(0, 1))
     assert steps[0].is_noop
 
 
@@ -233,10 +285,10 @@ def test_exact_preset_keeps_outputs_and_is_permutation_invariant(widths, seed, s
 def test_exact_preset_is_canonical_with_duplicates_and_folds(dtype):
     # 0 and 2 are 1:3 multiples; 1 and 3 are constant (folded); 4 feeds nothing
     m = redundant_net(dtype)
-    want, _ = normalize(m, "exact")
+    want, _ = normalize(m, "exact", input_bounds=(0, 1))
     assert want.widths == (3, 2, 4, 2)
     for seed in range(8):
-        assert_identical(normalize(permuted(m, seed), "exact")[0], want)
+        assert_identical(normalize(permuted(m, seed), "exact", input_bounds=(0, 1))[0], want)
 
 
 def test_exact_preset_undoes_scalings_of_duplicates_with_any_ratio():

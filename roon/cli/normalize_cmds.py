@@ -56,7 +56,10 @@ def normalize(
     activation: ActivationOption = None,
     input_bounds: Annotated[
         str | None,
-        typer.Option(help="Input box LO,HI for every input (default: model metadata, else 0,1)."),
+        typer.Option(
+            help="Input box LO,HI for every input, e.g. 0,1 or -inf,inf (default: the model "
+            "metadata or .nnet header, else every real input)."
+        ),
     ] = None,
     dead_threshold: Annotated[float | None, typer.Option(help="dead: threshold (0.05).")] = None,
     dead_rescore: Annotated[

@@ -78,7 +78,7 @@ def normalize_model(
         with ``store``, ``lineage_rows_added``.
     """
     from roon.ingest.loaders import assumed_activation_note
-    from roon.ingest.normalize import normalization_report, normalize
+    from roon.ingest.normalize import domain_note, normalization_report, normalize
     from roon.store import load_model_ref
 
     out = None if output is None else Path(output)
@@ -86,8 +86,11 @@ def normalize_model(
     parent = load_model_ref(ref, catalogue, activation=activation)
     child, steps = normalize(parent, rules, backend=backend, **params)
     summary = normalization_report(parent, child, steps, input_bounds=params.get("input_bounds"))
-    assumed = assumed_activation_note(parent)
-    summary["notes"] = [assumed] if assumed else []
+    notes = [
+        assumed_activation_note(parent),
+        domain_note(parent, rules, params.get("input_bounds")),
+    ]
+    summary["notes"] = [n for n in notes if n]
     written: list[str] = []
     staged = None
     if report_path is not None:

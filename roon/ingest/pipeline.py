@@ -213,10 +213,13 @@ def _ingest_source(
         )
         final = mlp
     else:
+        from roon.ingest.normalize import domain_note
         from roon.ingest.normalize import normalize as run_rules
 
         final, steps = run_rules(mlp, list(normalize), backend=backend)
         notes.append(f"normalized by {','.join(normalize)} from {mlp.id[:12]}")
+        box = domain_note(mlp, list(normalize))
+        notes.extend([box] if box else [])
         pending = sum(m.n_neurons for m in (mlp, final) if not has_model(catalogue, m.id))
         emit(progress, "neurons", 0, pending, mlp.name or "")
         _, written, _ = store_derivation(

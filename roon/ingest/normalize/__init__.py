@@ -8,7 +8,14 @@ fixed sample; :func:`lineage_table` turns steps into catalogue rows.
 """
 
 from roon.ingest.normalize.approx_rules import load_sample
-from roon.ingest.normalize.pipeline import PRESETS, RULES, Rule, normalize, resolve_rules
+from roon.ingest.normalize.pipeline import (
+    PRESETS,
+    RULES,
+    Rule,
+    domain_note,
+    normalize,
+    resolve_rules,
+)
 from roon.ingest.normalize.records import Step, lineage_table, normalization_report
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "RULES",
     "Rule",
     "Step",
+    "domain_note",
     "lineage_table",
     "load_sample",
     "normalization_report",

@@ -4,18 +4,27 @@ Decision (documented in the README): the input domain is a box ``[lo, hi]^n``, t
 from, in order: the ``input_bounds`` parameter; ``mlp.metadata["input_bounds"]`` (in the
 coordinates of the MLP's own inputs); an .nnet model's header (``nnet.mins`` ...
 ``nnet.ranges``): the network sees ``(x - mean) / range`` of inputs clipped to
-``[min, max]``, so its box is ``([min, max] - mean) / range``; otherwise ``[0, 1]^n``,
-which contains the binary domain ``{0, 1}^n`` the signatures use.
+``[min, max]``, so its box is ``([min, max] - mean) / range``. With none of these the
+model declares no domain and the box is the whole real line, ``(-inf, inf)^n``: an
+exact rule must then keep the function on every input, so ``constant`` drops only
+neurons that are constant for every real input. (Assuming ``[0, 1]^n`` instead dropped
+relu(-x), changing Osier's circuits on negative inputs.) A bound may be infinite
+(``None`` in JSON).
 
 Interval bound propagation (IBP) is computed in float64 and widened by a rigorous
 rounding bound, so every enclosure is sound: a neuron called constant is constant on the
 whole box. Near-ties of a ReLU's upper bound with 0 (hand-built circuits sit on them) are
 re-decided in exact rational arithmetic when every earlier activation is piecewise
 linear (ReLU or linear); elsewhere IBP stays sound but may miss a constant neuron.
+
+Step records measure the output change on a fixed sample of the box
+(:func:`domain_sample`); where a side is unbounded the sample stands in ``[-1, 1]``
+(a side of width 2 beside a finite bound), on the grid ``{-1, 0, 1}`` and inside.
 """
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -25,11 +34,12 @@ from roon.errors import InvalidArgumentError
 from roon.mlp import MLP, activate
 
 __all__ = [
-    "DEFAULT_BOUNDS",
+    "UNBOUNDED",
     "METADATA_KEY",
     "SAMPLE_SIZE",
     "SAMPLE_SEED",
     "resolve_input_bounds",
+    "declared_input_bounds",
     "compact_bounds",
     "domain_sample",
     "preactivation_bounds",
@@ -38,8 +48,11 @@ __all__ = [
     "exact_upper",
 ]
 
-DEFAULT_BOUNDS = (0.0, 1.0)
+# The box of a model that declares no input domain: every real input.
+UNBOUNDED = (-np.inf, np.inf)
 METADATA_KEY = "input_bounds"
+# Where a box is unbounded, the output-change sample stands in an interval this wide.
+STAND_IN_WIDTH = 2.0
 # The output change of every step is measured on this many points of the input box,
 # half of them random corners (binary inputs for the default box), half uniform inside.
 SAMPLE_SIZE = 256
@@ -52,28 +65,48 @@ _DIPS = {"silu": (-0.27846455, -1.2784645), "gelu": (-0.16997121, -0.75179760)}
 _MONOTONE = frozenset({"linear", "relu", "sigmoid", "tanh", "softplus", "elu"})
 
 
+def declared_input_bounds(mlp: MLP, input_bounds: Any = None) -> Any:
+    """The box ``mlp``'s input domain is declared as, or None when nothing declares one.
+
+    In order: ``input_bounds`` itself, ``mlp.metadata["input_bounds"]``, an .nnet header.
+    """
+    for spec in (input_bounds, mlp.metadata.get(METADATA_KEY)):
+        if spec is not None:
+            return spec
+    return _nnet_bounds(mlp)
+
+
+def _unbounded_sides(spec: Any) -> Any:
+    """``None`` sides of ``(lo, hi)`` pairs (the JSON form of infinity) → ``∓inf``."""
+    if (
+        isinstance(spec, list | tuple)
+        and len(spec) == 2
+        and all(v is None or not isinstance(v, list | tuple | np.ndarray) for v in spec)
+    ):
+        return [-np.inf if spec[0] is None else spec[0], np.inf if spec[1] is None else spec[1]]
+    if isinstance(spec, list | tuple):
+        return [_unbounded_sides(pair) for pair in spec]
+    return spec
+
+
 def resolve_input_bounds(mlp: MLP, input_bounds: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """The input box of ``mlp`` as float64 ``(lo[n], hi[n])``.
+    """The input box of ``mlp`` as float64 ``(lo[n], hi[n])``; sides may be infinite.
 
     Args:
         mlp: the model.
-        input_bounds: ``(lo, hi)`` for every input, or ``[n, 2]`` per-input pairs; None
-            uses the model's metadata (``input_bounds``, or an .nnet header), else
-            ``(0, 1)``.
+        input_bounds: ``(lo, hi)`` for every input, or ``[n, 2]`` per-input pairs (a
+            side may be ``None`` or infinite: unbounded); None uses the model's metadata
+            (``input_bounds``, or an .nnet header), else the whole real line.
 
     Raises:
-        InvalidArgumentError: a malformed, non-finite or empty box.
+        InvalidArgumentError: a malformed or empty box, or a NaN bound.
     """
-    spec = input_bounds
+    spec = declared_input_bounds(mlp, input_bounds)
     if spec is None:
-        spec = mlp.metadata.get(METADATA_KEY)
-    if spec is None:
-        spec = _nnet_bounds(mlp)
-    if spec is None:
-        spec = DEFAULT_BOUNDS
+        spec = UNBOUNDED
     n = mlp.input_width
     try:
-        arr = np.asarray(spec, dtype=np.float64)
+        arr = np.asarray(_unbounded_sides(spec), dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
             f"input bounds {spec!r} are not numbers; give (lo, hi)"
@@ -86,8 +119,12 @@ def resolve_input_bounds(mlp: MLP, input_bounds: Any = None) -> tuple[np.ndarray
         raise InvalidArgumentError(
             f"input bounds have shape {arr.shape}; give (lo, hi) or {n} (lo, hi) pairs"
         )
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise InvalidArgumentError("input bounds must be finite; give a bounded box such as (0, 1)")
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
+        raise InvalidArgumentError("input bounds hold NaN; give numbers such as (0, 1)")
+    if np.any(lo == np.inf) or np.any(hi == -np.inf):
+        raise InvalidArgumentError(
+            "an input's lower bound is +inf or its upper bound -inf; the box is empty"
+        )
     if np.any(lo > hi):
         bad = int(np.argmax(lo > hi))
         raise InvalidArgumentError(
@@ -121,23 +158,50 @@ def _nnet_bounds(mlp: MLP) -> np.ndarray | None:
     return np.stack([lo, hi], axis=1)
 
 
+def _json_bound(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
 def compact_bounds(lo: np.ndarray, hi: np.ndarray) -> list[Any]:
-    """JSON form of a box: ``[lo, hi]`` when all inputs share it, else ``[[lo, hi], ...]``."""
+    """JSON form of a box: ``[lo, hi]`` when all inputs share it, else ``[[lo, hi], ...]``.
+
+    An unbounded side is ``None`` (JSON has no infinity): ``[None, None]`` is the real line.
+    """
     if lo.size and np.all(lo == lo[0]) and np.all(hi == hi[0]):
-        return [float(lo[0]), float(hi[0])]
-    return [[float(a), float(b)] for a, b in zip(lo, hi, strict=True)]
+        return [_json_bound(float(lo[0])), _json_bound(float(hi[0]))]
+    return [[_json_bound(float(a)), _json_bound(float(b))] for a, b in zip(lo, hi, strict=True)]
 
 
 def domain_sample(
     lo: np.ndarray, hi: np.ndarray, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED
 ) -> np.ndarray:
-    """A fixed ``[size, n]`` float64 sample of the box: random corners, then uniform points."""
+    """A fixed ``[size, n]`` float64 sample of the box: random corners, then uniform points.
+
+    Unbounded sides stand in an interval of width 2 (``[-1, 1]`` for the real line); there
+    the first half of the sample is the grid ``{lo, middle, hi}`` (``{-1, 0, 1}``, which
+    holds the binary inputs ``{0, 1}``) instead of the corners.
+    """
     rng = np.random.default_rng(seed)
     n = lo.size
     corners = rng.integers(0, 2, size=(size // 2, n)).astype(np.float64)
     inside = rng.random((size - size // 2, n))
-    unit = np.concatenate([corners, inside])
+    if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
+        unit = np.concatenate([corners, inside])
+        return lo + unit * (hi - lo)
+    open_side = ~(np.isfinite(lo) & np.isfinite(hi))
+    lo, hi = _stand_in(lo, hi)
+    grid = rng.integers(0, 3, size=(size // 2, n)) / 2.0
+    unit = np.concatenate([np.where(open_side[None, :], grid, corners), inside])
     return lo + unit * (hi - lo)
+
+
+def _stand_in(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Finite bounds for sampling: ``[-1, 1]`` for the real line, width 2 beside one bound."""
+    new_lo = np.where(
+        np.isfinite(lo), lo, np.where(np.isfinite(hi), hi - STAND_IN_WIDTH, -STAND_IN_WIDTH / 2)
+    )
+    new_hi = np.where(np.isfinite(hi), hi, new_lo + STAND_IN_WIDTH)
+    return new_lo, new_hi
 
 
 def preactivation_bounds(
@@ -154,13 +218,32 @@ def preactivation_bounds(
     w = weight.astype(np.float64)
     b = bias.astype(np.float64)
     wp, wn = np.maximum(w, 0.0), np.minimum(w, 0.0)
-    zl = wp @ lo + wn @ hi + b
-    zu = wp @ hi + wn @ lo + b
+    zl = _dot(wp, lo) + _dot(wn, hi) + b
+    zu = _dot(wp, hi) + _dot(wn, lo) + b
     n = w.shape[1] + 2
     gamma = n * _U / (1.0 - n * _U)
-    mag = np.abs(w) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b)
+    # the finite sides bound every finite term; an infinite term makes its bound infinite
+    finite_mag = np.maximum(_finite_or_zero(np.abs(lo)), _finite_or_zero(np.abs(hi)))
+    mag = np.abs(w) @ finite_mag + np.abs(b)
     margin = 2.0 * gamma * mag + n * _TINY
     return zl, zu, margin
+
+
+def _finite_or_zero(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, 0.0)
+
+
+def _dot(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``w @ x`` where ``x`` may hold infinities, with ``0 · inf = 0`` (a zero weight on an
+    unbounded input adds nothing). Callers pair signs so that infinities never cancel."""
+    finite = np.isfinite(x)
+    if np.all(finite):
+        return w @ x
+    total = w[:, finite] @ x[finite]
+    wide = w[:, ~finite]
+    with np.errstate(invalid="ignore"):
+        terms = np.where(wide != 0.0, wide * x[~finite][None, :], 0.0)
+    return total + terms.sum(axis=1)
 
 
 def activation_bounds(name: str, zl: np.ndarray, zu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +252,11 @@ def activation_bounds(name: str, zl: np.ndarray, zu: np.ndarray) -> tuple[np.nda
         return np.maximum(zl, 0.0), np.maximum(zu, 0.0)
     if name == "linear":
         return zl, zu
-    a, b = activate(name, zl), activate(name, zu)
+    with np.errstate(invalid="ignore"):
+        a, b = activate(name, zl), activate(name, zu)
+    # silu and gelu compute (-inf) · 0 at -inf; both tend to 0 there
+    a = np.where(np.isnan(a) & (zl == -np.inf), 0.0, a)
+    b = np.where(np.isnan(b) & (zu == -np.inf), 0.0, b)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     if name not in _MONOTONE:
         value, where = _DIPS[name]
@@ -185,40 +272,55 @@ def exact_input_bounds(
     layer: int,
     lo: np.ndarray,
     hi: np.ndarray,
-) -> tuple[list[Fraction], list[Fraction]] | None:
+) -> tuple[list[Fraction | None], list[Fraction | None]] | None:
     """Exact rational IBP bounds of the inputs of ``layer``, or None when an earlier
-    activation is not piecewise linear (so no exact bound exists in rationals)."""
+    activation is not piecewise linear (so no exact bound exists in rationals).
+
+    An unbounded side is ``None`` (``-inf`` in the lower list, ``+inf`` in the upper).
+    """
     if any(a not in ("relu", "linear") for a in activations[:layer]):
         return None
-    low = [Fraction(float(v)) for v in lo]
-    high = [Fraction(float(v)) for v in hi]
+    low: list[Fraction | None] = [_fraction(v) for v in lo]
+    high: list[Fraction | None] = [_fraction(v) for v in hi]
     for k in range(layer):
-        new_low, new_high = [], []
+        new_low: list[Fraction | None] = []
+        new_high: list[Fraction | None] = []
         for row, b in zip(weights[k].tolist(), biases[k].tolist(), strict=True):
-            lo_k = hi_k = Fraction(b)
+            lo_k: Fraction | None = Fraction(b)
+            hi_k: Fraction | None = Fraction(b)
             for w, a, c in zip(row, low, high, strict=True):
                 if w > 0:
-                    lo_k += Fraction(w) * a
-                    hi_k += Fraction(w) * c
+                    lo_k, hi_k = _add(lo_k, w, a), _add(hi_k, w, c)
                 elif w < 0:
-                    lo_k += Fraction(w) * c
-                    hi_k += Fraction(w) * a
+                    lo_k, hi_k = _add(lo_k, w, c), _add(hi_k, w, a)
             if activations[k] == "relu":
-                lo_k, hi_k = max(lo_k, Fraction(0)), max(hi_k, Fraction(0))
+                lo_k = Fraction(0) if lo_k is None else max(lo_k, Fraction(0))
+                hi_k = None if hi_k is None else max(hi_k, Fraction(0))
             new_low.append(lo_k)
             new_high.append(hi_k)
         low, high = new_low, new_high
     return low, high
 
 
+def _fraction(value: float) -> Fraction | None:
+    return None if math.isinf(value) else Fraction(float(value))
+
+
+def _add(total: Fraction | None, w: float, x: Fraction | None) -> Fraction | None:
+    """``total + w · x`` where None (an unbounded side) absorbs everything."""
+    if total is None or x is None:
+        return None
+    return total + Fraction(w) * x
+
+
 def exact_upper(
-    row: np.ndarray, bias: float, low: list[Fraction], high: list[Fraction]
-) -> Fraction:
-    """Exact maximum of ``row · x + bias`` over the box ``[low, high]``."""
-    total = Fraction(float(bias))
+    row: np.ndarray, bias: float, low: list[Fraction | None], high: list[Fraction | None]
+) -> Fraction | None:
+    """Exact maximum of ``row · x + bias`` over the box ``[low, high]`` (None: unbounded)."""
+    total: Fraction | None = Fraction(float(bias))
     for w, a, c in zip(row.tolist(), low, high, strict=True):
         if w > 0:
-            total += Fraction(w) * c
+            total = _add(total, w, c)
         elif w < 0:
-            total += Fraction(w) * a
+            total = _add(total, w, a)
     return total

@@ -58,7 +58,8 @@ def zero_out(mlp: MLP) -> tuple[MLP, dict[str, Any]]:
 
 def constant(mlp: MLP, *, input_bounds: Any = None) -> tuple[MLP, dict[str, Any]]:
     """Drop hidden neurons that are constant on the input box, folding the constant into
-    the next layer's bias.
+    the next layer's bias. With no declared box, the box is every real input
+    (:func:`~.bounds.resolve_input_bounds`).
 
     Constant means: all incoming weights from non-degenerate inputs are zero (value
     ``act(b + w·lo)``), or a ReLU whose pre-activation can never exceed 0 (value 0,
@@ -75,7 +76,9 @@ def constant(mlp: MLP, *, input_bounds: Any = None) -> tuple[MLP, dict[str, Any]
         # every input with a non-zero weight is pinned (lo == hi): the neuron is constant
         pinned = ~np.any((w != 0) & (hi > lo)[None, :], axis=1)
         values = np.zeros(w.shape[0])
-        values[pinned] = activate(act, exact_row_sums(b[pinned], w[pinned] * lo[None, :]))
+        with np.errstate(invalid="ignore"):  # 0 · inf: a zero weight on an unbounded input
+            fixed = np.where(w[pinned] != 0, w[pinned] * lo[None, :], 0.0)
+        values[pinned] = activate(act, exact_row_sums(b[pinned], fixed))
         const = pinned.copy()
         if act == "relu":
             const |= zu + margin <= 0.0
@@ -85,7 +88,8 @@ def constant(mlp: MLP, *, input_bounds: Any = None) -> tuple[MLP, dict[str, Any]
                 exact = exact_input_bounds(s.weights, s.biases, s.activations, i, *box)
             if exact is not None:
                 for j in unsure:
-                    if exact_upper(w[j], b[j], *exact) <= 0:
+                    upper = exact_upper(w[j], b[j], *exact)
+                    if upper is not None and upper <= 0:
                         const[j] = True
             values[const & ~pinned] = 0.0
         if np.any(const) and not s.is_placeholder_only(i):

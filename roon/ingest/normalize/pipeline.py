@@ -30,11 +30,15 @@ import numpy as np
 
 from roon.errors import InvalidArgumentError
 from roon.ingest.normalize import approx_rules, canonical, exact_rules
-from roon.ingest.normalize.bounds import compact_bounds, resolve_input_bounds
+from roon.ingest.normalize.bounds import (
+    compact_bounds,
+    declared_input_bounds,
+    resolve_input_bounds,
+)
 from roon.ingest.normalize.records import Step, finish_step
 from roon.mlp import MLP
 
-__all__ = ["Rule", "RULES", "PRESETS", "normalize", "resolve_rules"]
+__all__ = ["Rule", "RULES", "PRESETS", "normalize", "resolve_rules", "domain_note"]
 
 Transform = Callable[..., tuple[MLP, dict[str, Any]]]
 # Keyword arguments of transforms that choose how a rule runs, not what it computes: they
@@ -236,6 +240,21 @@ def resolve_rules(rules: str | Sequence[RuleLike]) -> list[Rule | Callable[..., 
             "no normalizer rules given; e.g. rules='dead,duplicates,canonical'"
         )
     return out
+
+
+def domain_note(mlp: MLP, rules: str | Sequence[RuleLike], input_bounds: Any = None) -> str | None:
+    """What to tell the user when a rule that depends on the input box ran without one.
+
+    ``constant`` decides on the input box; when neither ``input_bounds`` nor the model
+    (metadata, .nnet header) declares one, it assumes every real input.
+    """
+    names = {r.name for r in resolve_rules(rules) if isinstance(r, Rule)}
+    if "constant" not in names or declared_input_bounds(mlp, input_bounds) is not None:
+        return None
+    return (
+        "no input domain declared: 'constant' kept the function on every real input "
+        "(give --input-bounds LO,HI for a box)"
+    )
 
 
 def _accepted(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
