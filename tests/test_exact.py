@@ -99,3 +99,37 @@ def test_to_integers_is_a_positive_rescaling(weights, bias):
         scale = Fraction(i0) / v0
         assert scale > 0
         assert all(Fraction(i) == scale * v for i, v in zip(all_ints, values, strict=True))
+
+
+def worst_rounded_row(k: int) -> tuple[np.ndarray, float]:
+    """A row that rounds, with the largest total rounding error an unexcited input can have.
+
+    Weight 1.0 sets the scale; ``k`` (even) weights of ``64.5 + 2^-20`` units each round
+    up to 65 (error just under 1/2 each) and the bias, ``-k`` times that, rounds to
+    ``-64k - k/2``. With the big weight off and every small one on, the exact sum is 0
+    (not excited) but the int64 sum is ``k/2``; every other input's sum is at least 64
+    units from 0. Only a tolerance of at least ``k/2`` sends that one input to the exact
+    re-check; a smaller one counts it as excited.
+    """
+    probe = to_int64(np.array([[1.0] + [2.0**-70] * k]), np.array([0.0]))
+    small = (64.5 + 2.0**-20) * 2.0 ** int(probe.shift[0])
+    return np.array([1.0] + [small] * k), -k * small
+
+
+@pytest.mark.parametrize("k", [2, 4, 8, 12])
+def test_rounding_tolerance_covers_the_worst_case_sum(k):
+    from fixtures import brute_binary
+
+    from roon.kernels import signatures
+
+    w, b = worst_rounded_row(k)
+    rows = to_int64(w[None, :], np.array([b]))
+    assert not rows.exact[0]
+    assert int(rows.weights[0, 1:].sum() + rows.bias[0]) == k // 2  # exact sum: 0
+    fire, chow, closest, _ = brute_binary(np.sort(w), b)
+    assert (fire, closest) == (2**k, 0)  # excited exactly when the big weight is on
+    for backend in ("ref", "cpu"):
+        sig = signatures(w[None, :], [b], backend=backend)
+        assert int(sig.fire_count[0]) == fire, backend
+        assert list(sig.chow[0]) == [fire, *chow], backend
+        assert sig.exact[0] and sig.margin[0] == 0.0

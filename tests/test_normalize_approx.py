@@ -157,3 +157,37 @@ def test_low_variance_sample_errors(tmp_path):
         normalize(m, "low-variance")
     with pytest.raises(ModelFormatError, match="suffix"):
         load_sample(tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_low_variance_refuses_non_finite_samples(tmp_path, bad):
+    import torch
+    from typer.testing import CliRunner
+
+    from roon.cli import app
+    from roon.ingest.loaders import save_safetensors
+
+    # neuron 1 never varies on the finite rows: with the bad value skipped, or the NaN
+    # variance read as "not below the threshold", the rule would run quietly
+    m = MLP([Layer(np.array([[1.0, 0.0], [0.0, 0.0]]), [0.0, 1.0]), Layer(np.ones((1, 2)), [0.0])])
+    x = np.random.default_rng(0).random((8, 2))
+    x[3, 1] = bad
+    with pytest.raises(ModelFormatError, match=rf"holds {bad} at row 3, input 1"):
+        normalize(m, "low-variance", sample=x)
+    np.save(tmp_path / "x.npy", x)
+    torch.save(torch.from_numpy(x), tmp_path / "x.pt")
+    for path in (tmp_path / "x.npy", tmp_path / "x.pt"):
+        with pytest.raises(ModelFormatError, match=f"sample {path} holds {bad}"):
+            normalize(m, "low-variance", sample=path)
+    save_safetensors(m, tmp_path / "m.safetensors")
+    out = tmp_path / "o.safetensors"
+    args = ["normalize", str(tmp_path / "m.safetensors"), "-r", "low-variance", "-o", str(out)]
+    result = CliRunner().invoke(app, [*args, "--sample", str(tmp_path / "x.npy")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("roon: error: sample "), result.output
+    assert not out.exists()
+    # the finite rows alone are fine: neuron 1 goes, its constant 1 folded into the bias
+    child, [step] = normalize(m, "low-variance", sample=np.delete(x, 3, axis=0))
+    assert step.changes["layers"] == {"0": {"removed": [1]}}
+    assert child.layers[1].bias.tolist() == [1.0]

@@ -160,16 +160,23 @@ def as_sample(sample: Any, mlp: MLP) -> np.ndarray:
         raise InvalidArgumentError(
             "rule 'low-variance' needs an input sample: pass sample=... (--sample)"
         )
-    x = load_sample(sample) if isinstance(sample, str | os.PathLike) else np.asarray(sample)
+    is_file = isinstance(sample, str | os.PathLike)
+    x = load_sample(sample) if is_file else np.asarray(sample)
+    what = f"sample {os.fspath(sample)}" if is_file else "the sample"
     if not np.issubdtype(x.dtype, np.number):
-        raise ModelFormatError(f"the sample has dtype {x.dtype}; expected numbers")
+        raise ModelFormatError(f"{what} has dtype {x.dtype}; expected numbers")
     x = x.astype(np.float64)
     if x.ndim != 2 or x.shape[1] != mlp.input_width or x.shape[0] < 2:
         raise ModelFormatError(
-            f"the sample has shape {x.shape}; expected [N >= 2, {mlp.input_width}] inputs"
+            f"{what} has shape {x.shape}; expected [N >= 2, {mlp.input_width}] inputs"
         )
-    if not np.all(np.isfinite(x)):
-        raise ModelFormatError("the sample holds NaN or infinite values")
+    bad = np.argwhere(~np.isfinite(x))
+    if bad.size:
+        row, col = (int(v) for v in bad[0])
+        raise ModelFormatError(
+            f"{what} holds {x[row, col]} at row {row}, input {col} ({len(bad)} non-finite "
+            "values); every input must be a finite number"
+        )
     return x
 
 
