@@ -71,12 +71,41 @@ def test_state_dict_activation_is_reported_as_assumed(tmp_path: Path, catalogue:
     assert prov[0]["activation_assumed"] is True and prov[0]["format"] == "state_dict"
 
 
+def test_a_missing_path_is_one_failed_row_and_the_rest_ingest(tmp_path: Path, catalogue: Path):
+    (tmp_path / "empty").mkdir()
+    missing, empty, pattern = "no/such/file.nnet", tmp_path / "empty", "nothing-matches-*.onnx"
+    result = roon("ingest", missing, ACAS, empty, pattern, "--catalogue", catalogue, "--json")
+    assert result.exit_code == 1
+    rows = json.loads(result.stdout)
+    assert [(r["source"], r["status"]) for r in rows] == [
+        (missing, "failed"),
+        (str(ACAS), "ingested"),
+        (str(empty), "failed"),
+        (pattern, "failed"),
+    ]
+    assert "no such file or directory" in rows[0]["reason"]
+    assert "no model files" in rows[2]["reason"] and "matches no files" in rows[3]["reason"]
+    count = roon("sql", "select count(*) as n from models", "-c", catalogue, "--json")
+    assert json.loads(count.stdout) == [{"n": 1}]
+
+
+def test_an_ingest_where_everything_fails_creates_no_catalogue(tmp_path: Path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00 not onnx")
+    target = tmp_path / "new" / "cat"
+    result = roon("ingest", "no/such.pt", bad, "--catalogue", target)
+    assert result.exit_code == 1
+    assert "failed 2" in result.stdout and "no catalogue created" in result.stdout
+    assert not (tmp_path / "new").exists()
+    # a file in the catalogue's place is refused up front, in one line
+    result = roon("ingest", ACAS, "--catalogue", bad)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip() == f"roon: error: catalogue {bad} is a file, not a directory"
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["ingest", "no/such/file.nnet"], "no such file or directory"),
-        (["ingest", "{empty}"], "no model files"),
-        (["ingest", "nothing-matches-*.onnx"], "matches no files"),
         (["sql", "drop view models"], "read-only"),
         (["show", "nope"], "no model 'nope'"),
     ],

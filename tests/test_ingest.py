@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roon import CatalogueError, ingest_models
+from roon import CatalogueError, InvalidArgumentError, ingest_models
 from roon.ingest import expand_sources
 from roon.progress import Progress
 from roon.store import list_models, read_table
@@ -104,3 +104,63 @@ def test_same_network_in_two_formats_is_one_model(tmp_path: Path):
     assert [r.status for r in results] == ["ingested", "present"]
     assert results[0].model_id == results[1].model_id
     assert read_table(tmp_path / "cat", "neurons").num_rows == 305
+
+
+def test_ingest_models_accepts_one_path_and_reports_missing_ones(tmp_path: Path):
+    from roon.ingest import ingest_models
+
+    root = tmp_path / "cat"
+    nnet = DATA / "ACASXU_experimental_v2a_1_1.nnet"
+    [only] = ingest_models(str(nnet), root)  # a string is one path, not its characters
+    assert only.status == "ingested" and only.source == str(nnet)
+    results = ingest_models([tmp_path / "missing.pt", nnet], root)
+    assert [r.status for r in results] == ["failed", "present"]
+    assert results[0].reason == f"{tmp_path / 'missing.pt'}: no such file or directory"
+    with pytest.raises(InvalidArgumentError, match="sources is a int"):
+        ingest_models(3, root)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_model_with_a_non_finite_weight_never_reaches_the_catalogue(tmp_path: Path, bad):
+    # behaviour beside the message tests: the file fails on its own, naming the layer
+    # by its key, the others ingest, and no row of it is stored
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    w = np.ones((3, 2), dtype=np.float32)
+    w[1, 0] = bad
+    tensors = {"fc1.weight": w, "fc1.bias": np.zeros(3, np.float32)}
+    tensors |= {"fc2.weight": np.ones((1, 3), np.float32), "fc2.bias": np.zeros(1, np.float32)}
+    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    root = tmp_path / "cat"
+    results = ingest_models([tmp_path / "bad.safetensors", ACAS], root)
+    assert [r.status for r in results] == ["failed", "ingested"]
+    word = "NaN" if bad != bad else "infinite"
+    assert results[0].reason == (
+        f"{tmp_path / 'bad.safetensors'}: layer 'fc1' weight holds {word} values"
+    )
+    assert list_models(root) == [results[1].model_id]
+    weights = read_table(root, "edges").column("weight").to_numpy()
+    assert np.all(np.isfinite(weights))
+
+
+def test_a_rule_that_makes_weights_non_finite_is_refused():
+    # the MLP itself refuses non-finite values, whatever built them (here a custom rule)
+    import numpy as np
+
+    from roon import MLP, Layer, ModelFormatError
+    from roon.ingest.normalize import normalize
+
+    def overflow(mlp: MLP):
+        first = mlp.layers[0]
+        huge = Layer(first.weight * np.float32(1e38) * 10, first.bias, first.activation)
+        return mlp.replace([huge, *mlp.layers[1:]]), {}
+
+    m = MLP(
+        [Layer(np.ones((2, 2), np.float32), np.zeros(2, np.float32)), Layer(np.ones((1, 2)), [0.0])]
+    )
+    with (
+        np.errstate(over="ignore"),
+        pytest.raises(ModelFormatError, match="layer 0 weight holds infinite"),
+    ):
+        normalize(m, [overflow])

@@ -54,13 +54,12 @@ def ingest(
 
     Example: roon ingest models/*.nnet --catalogue cat
     """
-    from roon.ingest import expand_sources, ingest_models
+    from roon.ingest import ingest_models
 
-    files = expand_sources(paths)
     rules = [r.strip() for r in normalize.split(",") if r.strip()] if normalize else None
     with ProgressBars() as bars:
         results = ingest_models(
-            files,
+            paths,
             catalogue,
             activation=activation,
             input_domain=input_domain.value if input_domain else None,
@@ -85,9 +84,12 @@ def ingest(
         ]
         print_rows(["source", "status", "model", "neurons", "notes"], rows)
         counts = {s: sum(r.status == s for r in results) for s in ("ingested", "present")}
+        where = str(Path(catalogue))
+        if not Path(catalogue).expanduser().is_dir():
+            where += " (nothing stored: no catalogue created)"
         console().print(
             f"ingested {counts['ingested']}, already present {counts['present']}, "
-            f"failed {len(failed)} → {Path(catalogue)}"
+            f"failed {len(failed)} → {where}"
         )
     if failed:
         raise typer.Exit(1)

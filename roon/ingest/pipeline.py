@@ -1,21 +1,23 @@
 """``ingest_models``: files in, catalogue rows out.
 
 For each source: load → (normalize) → structural rows and derived tables (signatures,
-tokens) → one atomic commit through :mod:`roon.store`. A source that fails is reported
-with its reason and the others go on; a model already in the catalogue is skipped before
-any expensive work.
+tokens) → one atomic commit through :mod:`roon.store`. A source that fails (a path that
+names no model file included) is reported with its reason and the others go on; a model
+already in the catalogue is skipped before any expensive work; a new catalogue is
+created only when its first model is stored.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roon.errors import CatalogueError, ModelFormatError, RoonError, one_line
+from roon.errors import CatalogueError, InvalidArgumentError, ModelFormatError, RoonError, one_line
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, emit
 
@@ -65,31 +67,34 @@ def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         CatalogueError: a path that does not exist and matches nothing, or a folder
             without model files.
     """
-    from roon.ingest.loaders import MODEL_SUFFIXES
-
     found: list[Path] = []
     for raw in paths:
-        text = os.fspath(raw)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES
-            )
-            if not files:
-                kinds = ", ".join(MODEL_SUFFIXES)
-                raise CatalogueError(f"{path}: no model files ({kinds}) in this folder")
-            found.extend(files)
-        elif path.exists():
-            found.append(path)
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True))
-            if not matches:
-                raise CatalogueError(f"{text}: the pattern matches no files")
-            found.extend(m for m in matches if m.is_file())
-        else:
-            raise CatalogueError(f"{text}: no such file or directory")
-    unique: dict[Path, None] = dict.fromkeys(found)
-    return list(unique)
+        found.extend(_expand_one(raw))
+    return list(dict.fromkeys(found))
+
+
+def _expand_one(raw: str | os.PathLike[str]) -> list[Path]:
+    """The model files one path, folder or glob pattern stands for (see expand_sources)."""
+    from roon.ingest.loaders import MODEL_SUFFIXES
+
+    text = os.fspath(raw)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES
+        )
+        if not files:
+            kinds = ", ".join(MODEL_SUFFIXES)
+            raise CatalogueError(f"{path}: no model files ({kinds}) in this folder")
+        return files
+    if path.exists():
+        return [path]
+    if glob.has_magic(text):
+        matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True))
+        if not matches:
+            raise CatalogueError(f"{text}: the pattern matches no files")
+        return [m for m in matches if m.is_file()]
+    raise CatalogueError(f"{text}: no such file or directory")
 
 
 def model_input_domain(mlp: MLP, input_domain: str | None = None) -> str:
@@ -186,20 +191,19 @@ def _label(source: Path | Any) -> str:
 
 
 def _ingest_source(
-    source: Path | Any,
+    mlp: MLP,
+    label: str,
     catalogue: Path,
     *,
-    activation: str | None,
     normalize: Sequence[str] | None,
     input_domain: str | None,
     min_weight: float,
     backend: str,
     progress: ProgressCallback | None,
 ) -> IngestResult:
-    from roon.ingest.loaders import assumed_activation_note, load_model
+    from roon.ingest.loaders import assumed_activation_note
     from roon.store import has_model
 
-    mlp = load_model(source, activation=activation)
     assumed = assumed_activation_note(mlp)
     notes = [assumed] if assumed else []
     if not normalize:
@@ -233,7 +237,7 @@ def _ingest_source(
             progress=progress,
         )
     return IngestResult(
-        source=_label(source),
+        source=label,
         status="ingested" if written else "present",
         model_id=final.id,
         name=final.name,
@@ -243,8 +247,57 @@ def _ingest_source(
     )
 
 
+def _as_sources(sources: Any) -> list[Any]:
+    """One path or module, or an iterable of them, as a list (a string is one path)."""
+    if isinstance(sources, str | os.PathLike):
+        return [sources]
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(sources, torch.nn.Module):
+        return [sources]  # an nn.Sequential is iterable, but is one model
+    try:
+        return list(sources)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"sources is a {type(sources).__name__}; give a path, a torch.nn.Module, "
+            "or a list of them"
+        ) from None
+
+
+def _expanded(sources: list[Any]) -> list[Path | IngestResult | Any]:
+    """Sources → model files, modules, and a failed result for each path that names none."""
+    items: list[Path | IngestResult | Any] = []
+    seen: set[Path] = set()
+    for source in sources:
+        if not isinstance(source, str | os.PathLike):
+            items.append(source)
+            continue
+        try:
+            files = _expand_one(source)
+        except CatalogueError as exc:
+            items.append(IngestResult(os.fspath(source), "failed", reason=one_line(exc)))
+            continue
+        items.extend(f for f in files if not (f in seen or seen.add(f)))
+    return items
+
+
+def _target(catalogue: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """The catalogue to ingest into and whether it exists yet.
+
+    An existing catalogue is opened (and refused when unreadable or too new); a path
+    that is a file is refused now. Anything else is created only when the first model
+    is about to be stored, so an ingest in which every source fails leaves nothing.
+    """
+    from roon.store import open_catalogue
+    from roon.store.layout import marker_path
+
+    root = Path(catalogue).expanduser().resolve()
+    if marker_path(root).is_file() or (root.exists() and not root.is_dir()):
+        return open_catalogue(root), True
+    return root, False
+
+
 def ingest_models(
-    sources: Iterable[str | os.PathLike[str] | Any],
+    sources: Iterable[str | os.PathLike[str] | Any] | str | os.PathLike[str] | Any,
     catalogue: str | os.PathLike[str],
     *,
     activation: str | None = None,
@@ -257,8 +310,8 @@ def ingest_models(
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
     Args:
-        sources: files, folders, glob patterns, or modules.
-        catalogue: catalogue directory; created if missing.
+        sources: a file, folder, glob pattern or module, or a list of them.
+        catalogue: catalogue directory; created when the first model is stored.
         activation: hidden activation to assume for files that store none (default relu).
         input_domain: signature domain of layer 0 (``binary`` or ``signed``); None takes
             each model's ``input_domain`` metadata entry (the zoo and circuit files record
@@ -271,35 +324,46 @@ def ingest_models(
             model being ingested).
 
     Returns:
-        One :class:`IngestResult` per source, in order. Failures do not raise.
+        One :class:`IngestResult` per model file or module, in order; a path that names
+        no model file (missing, an empty folder, a pattern matching nothing) is one
+        ``failed`` result. Failures do not raise.
 
     Raises:
-        CatalogueError: the catalogue cannot be opened, or a path matches no files.
+        CatalogueError: the catalogue cannot be opened or created.
+        InvalidArgumentError: ``sources`` is neither a path, a module nor an iterable.
     """
+    from roon.ingest.loaders import load_model
     from roon.store import open_catalogue
 
-    root = open_catalogue(catalogue, create=True)
-    sources = list(sources)
-    paths = [s for s in sources if isinstance(s, str | os.PathLike)]
-    modules = [s for s in sources if not isinstance(s, str | os.PathLike)]
-    items: list[Any] = [*expand_sources(paths), *modules]
+    root, exists = _target(catalogue)
+    items = _expanded(_as_sources(sources))
     results = []
     for number, item in enumerate(items):
-        label = _label(item)
+        label = item.source if isinstance(item, IngestResult) else _label(item)
         emit(progress, "models", number, len(items), Path(label).name)
-        try:
-            result = _ingest_source(
-                item,
-                root,
-                activation=activation,
-                normalize=normalize,
-                input_domain=input_domain,
-                min_weight=min_weight,
-                backend=backend,
-                progress=progress,
-            )
-        except RoonError as exc:
-            result = IngestResult(source=label, status="failed", reason=one_line(exc))
+        if isinstance(item, IngestResult):
+            result = item
+        else:
+            try:
+                mlp = load_model(item, activation=activation)
+            except RoonError as exc:
+                mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
+            if mlp is not None:
+                if not exists:  # a catalogue-level failure here stops the ingest
+                    root, exists = open_catalogue(root, create=True), True
+                try:
+                    result = _ingest_source(
+                        mlp,
+                        label,
+                        root,
+                        normalize=normalize,
+                        input_domain=input_domain,
+                        min_weight=min_weight,
+                        backend=backend,
+                        progress=progress,
+                    )
+                except RoonError as exc:
+                    result = IngestResult(label, "failed", reason=one_line(exc))
         emit(progress, "models", number + 1, len(items), Path(label).name)
         results.append(result)
     return results
