@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import ModelFormatError, UnsupportedArchitectureError
+from roon.errors import InvalidArgumentError, ModelFormatError, UnsupportedArchitectureError
 
 __all__ = [
     "ACTIVATIONS",
@@ -31,6 +31,7 @@ __all__ = [
     "MLP",
     "activate",
     "canonical_activation",
+    "require_mlp",
 ]
 
 # Element-wise activations roon understands, by canonical name.
@@ -148,6 +149,39 @@ class Layer:
         return int(self.weight.shape[0])
 
 
+def _layer_list(layers: Any) -> list[Any]:
+    if isinstance(layers, str | bytes | Mapping) or not hasattr(layers, "__iter__"):
+        raise InvalidArgumentError(
+            f"layers is a {type(layers).__name__}; give a list of roon.Layer (or "
+            "(weight, bias[, activation]) tuples)"
+        )
+    return list(layers)
+
+
+def _as_layer(i: int, layer: Any) -> Layer:
+    if isinstance(layer, Layer):
+        return layer
+    if isinstance(layer, tuple | list) and len(layer) in (2, 3):
+        return Layer(*layer)
+    raise InvalidArgumentError(
+        f"layer {i} is a {type(layer).__name__}; give a roon.Layer or a "
+        "(weight, bias[, activation]) tuple"
+    )
+
+
+def require_mlp(value: Any, what: str = "model") -> MLP:
+    """``value`` if it is an :class:`MLP`, else an error saying how to get one.
+
+    Raises:
+        InvalidArgumentError: ``value`` is not an MLP.
+    """
+    if isinstance(value, MLP):
+        return value
+    raise InvalidArgumentError(
+        f"{what} is a {type(value).__name__}, not a roon.MLP; load one with roon.load_model(path)"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class MLP:
     """An ordered chain of dense layers with a content hash.
@@ -169,9 +203,7 @@ class MLP:
     provenance: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        layers = tuple(
-            layer if isinstance(layer, Layer) else Layer(*layer) for layer in self.layers
-        )
+        layers = tuple(_as_layer(i, layer) for i, layer in enumerate(_layer_list(self.layers)))
         if not layers:
             raise UnsupportedArchitectureError(f"model {self.name!r} has no dense layers")
         for i, layer in enumerate(layers):

@@ -14,7 +14,7 @@ from fixtures import one_line_error
 from torch import nn
 
 import roon
-from roon import ModelFormatError, UnsupportedArchitectureError
+from roon import InvalidArgumentError, ModelFormatError, UnsupportedArchitectureError
 from roon.ingest.loaders import load_model
 
 
@@ -260,7 +260,7 @@ def test_plain_module_refuses_what_is_not_a_chain():
         load_model(FunctionalNet(registered=nn.LeakyReLU()))
     with pytest.raises(UnsupportedArchitectureError, match="module 'extra' is Conv2d"):
         load_model(FunctionalNet(registered=nn.Conv2d(1, 1, 3)))
-    with pytest.raises(TypeError, match="file path or a torch.nn.Module"):
+    with pytest.raises(InvalidArgumentError, match="file path or a torch.nn.Module"):
         load_model(42)
 
 

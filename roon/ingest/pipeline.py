@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,8 @@ def _as_sources(sources: Any) -> list[Any]:
     if torch is not None and isinstance(sources, torch.nn.Module):
         return [sources]  # an nn.Sequential is iterable, but is one model
     try:
+        if isinstance(sources, bytes | Mapping):
+            raise TypeError
         return list(sources)
     except TypeError:
         raise InvalidArgumentError(
@@ -280,6 +282,43 @@ def _expanded(sources: list[Any]) -> list[Path | IngestResult | Any]:
     return items
 
 
+def _check_options(
+    input_domain: Any, min_weight: Any, normalize: Any, backend: Any
+) -> tuple[str, ...] | None:
+    """Refuse bad ingest options once, before any source is read; returns the rule names.
+
+    ``normalize`` may be a comma-separated string or a sequence of names.
+    """
+    import math
+    import numbers
+
+    from roon.ingest.rows import INPUT_DOMAINS
+    from roon.kernels.dispatch import resolve_backend
+
+    if not isinstance(input_domain, str) or input_domain not in INPUT_DOMAINS:
+        raise InvalidArgumentError(
+            f"input_domain={input_domain!r}; expected one of {', '.join(INPUT_DOMAINS)}"
+        )
+    number = isinstance(min_weight, numbers.Real) and not isinstance(min_weight, bool)
+    if not number or not math.isfinite(min_weight) or min_weight < 0:
+        raise InvalidArgumentError(f"min_weight={min_weight!r}; give a finite number >= 0")
+    resolve_backend(backend)
+    if normalize is None:
+        return None
+    if isinstance(normalize, str):
+        names = tuple(r.strip() for r in normalize.split(",") if r.strip())
+    elif isinstance(normalize, Sequence) and all(isinstance(r, str) for r in normalize):
+        names = tuple(normalize)
+    else:
+        raise InvalidArgumentError(
+            f"normalize={normalize!r}; give rule names such as 'exact' or ['dead', 'canonical']"
+        )
+    from roon.ingest.normalize import resolve_rules
+
+    resolve_rules(list(names))  # unknown names fail here, not once per model
+    return names or None
+
+
 def _target(catalogue: str | os.PathLike[str]) -> tuple[Path, bool]:
     """The catalogue to ingest into and whether it exists yet.
 
@@ -288,9 +327,9 @@ def _target(catalogue: str | os.PathLike[str]) -> tuple[Path, bool]:
     is about to be stored, so an ingest in which every source fails leaves nothing.
     """
     from roon.store import open_catalogue
-    from roon.store.layout import marker_path
+    from roon.store.layout import catalogue_path, marker_path
 
-    root = Path(catalogue).expanduser().resolve()
+    root = catalogue_path(catalogue)
     if marker_path(root).is_file() or (root.exists() and not root.is_dir()):
         return open_catalogue(root), True
     return root, False
@@ -303,7 +342,7 @@ def ingest_models(
     activation: str | None = None,
     input_domain: str | None = None,
     min_weight: float = 0.0,
-    normalize: Sequence[str] | None = None,
+    normalize: str | Sequence[str] | None = None,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> list[IngestResult]:
@@ -317,8 +356,9 @@ def ingest_models(
             each model's ``input_domain`` metadata entry (the zoo and circuit files record
             one), else ``binary``.
         min_weight: store only edges with ``|w| >= min_weight``.
-        normalize: normalizer rule names to apply; the original model, the normalized
-            one and the lineage between them are stored.
+        normalize: normalizer rules to apply (``"exact"``, ``"dead,canonical"`` or a list
+            of names); the original model, the normalized one and the lineage between
+            them are stored.
         backend: signature backend (``auto``, ``ref``, ``cpu``, ``triton``).
         progress: ``models`` events (one per source) and ``neurons`` events (within the
             model being ingested).
@@ -330,11 +370,14 @@ def ingest_models(
 
     Raises:
         CatalogueError: the catalogue cannot be opened or created.
-        InvalidArgumentError: ``sources`` is neither a path, a module nor an iterable.
+        InvalidArgumentError: ``sources`` is neither a path, a module nor an iterable, or
+            an option is invalid (checked before any source is read).
+        KernelUnavailableError: an explicit backend that cannot run here.
     """
     from roon.ingest.loaders import load_model
     from roon.store import open_catalogue
 
+    normalize = _check_options(input_domain, min_weight, normalize, backend)
     root, exists = _target(catalogue)
     items = _expanded(_as_sources(sources))
     results = []

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from roon.errors import InvalidArgumentError
-from roon.mlp import MLP
+from roon.mlp import MLP, require_mlp
 
 __all__ = [
     "DEFAULT_STEP",
@@ -174,6 +174,7 @@ def tokenize(
     Raises:
         InvalidArgumentError: an unknown kind, a bad step, or ``connection`` without ``keep``.
     """
+    mlp = require_mlp(mlp)
     step = _check_step(step)
     if kind == "model":
         return [r[4] for r in _records(mlp, step, None)]
@@ -317,7 +318,11 @@ def _joined(x: MLP | Sequence[str] | str, step: float) -> str:
         return SEPARATOR.join(tokenize(x, step=step))
     if isinstance(x, str):
         return x
-    return SEPARATOR.join(x)
+    if isinstance(x, Sequence) and all(isinstance(t, str) for t in x):
+        return SEPARATOR.join(x)
+    raise InvalidArgumentError(
+        f"cannot compare a {type(x).__name__}; give a roon.MLP, a list of tokens or a string"
+    )
 
 
 def token_similarity(
@@ -343,6 +348,8 @@ def token_similarity(
     Returns:
         1.0 for equal sequences (and for two empty ones), down to 0.0.
     """
+    if not isinstance(method, str):
+        raise InvalidArgumentError(f"method is a {type(method).__name__}; use 'difflib' or 'lcs'")
     sa, sb = _joined(a, step), _joined(b, step)
     if not sa and not sb:
         return 1.0

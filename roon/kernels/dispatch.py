@@ -40,6 +40,10 @@ ExhaustiveFn = Callable[..., ExhaustiveCounts]
 
 
 def _requested(backend: str | None) -> str:
+    if backend is not None and not isinstance(backend, str):
+        raise InvalidArgumentError(
+            f"backend is a {type(backend).__name__}; choose one of {', '.join(BACKENDS)}"
+        )
     name = backend if backend not in (None, "", "auto") else os.environ.get(ENV_VAR, "auto")
     name = str(name).strip().lower() or "auto"
     if name not in BACKENDS:

@@ -111,9 +111,9 @@ def is_equivalent_to(
     w = _vector("weights", weights)
     v = _vector("small_weights", small_weights)
     b, c = _scalar("bias", bias), _scalar("small_bias", small_bias)
-    if domain not in TABLE_LIMIT:
+    if not isinstance(domain, str) or domain not in TABLE_LIMIT:
         raise InvalidArgumentError(f"domain {domain!r} is not 'binary' or 'signed'")
-    if others not in ("zero", "free"):
+    if not isinstance(others, str) or others not in ("zero", "free"):
         raise InvalidArgumentError(
             f"others={others!r}; use 'zero' (held at 0) or 'free' (any value)"
         )

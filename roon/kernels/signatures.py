@@ -206,7 +206,7 @@ def signatures(
         >>> sig.truth_table, sig.chow
         (['8'], [(1, 1, 1)])
     """
-    if domain not in DOMAINS:
+    if not isinstance(domain, str) or domain not in DOMAINS:
         raise InvalidArgumentError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}")
     w, b = _as_neurons(weights, bias)
     name = resolve_backend(backend)

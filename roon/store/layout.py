@@ -23,7 +23,7 @@ import json
 import os
 from pathlib import Path
 
-from roon.errors import CatalogueError
+from roon.errors import CatalogueError, InvalidArgumentError
 from roon.schema import TABLES, table_spec
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "MODEL_TABLES",
     "CATALOGUE_TABLES",
     "open_catalogue",
+    "catalogue_path",
     "model_dir",
     "table_path",
     "weights_path",
@@ -138,6 +139,19 @@ def _check_marker(root: Path) -> None:
         )
 
 
+def catalogue_path(path: str | os.PathLike[str]) -> Path:
+    """The absolute path a catalogue argument names (nothing is read or created).
+
+    Raises:
+        InvalidArgumentError: ``path`` is not a string or path.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentError(
+            f"catalogue is a {type(path).__name__}; give a directory path such as 'roon-catalogue'"
+        )
+    return Path(path).expanduser().resolve()
+
+
 def open_catalogue(path: str | os.PathLike[str], *, create: bool = False) -> Path:
     """Check that ``path`` is a roon catalogue this roon can read (creating it when asked).
 
@@ -148,7 +162,7 @@ def open_catalogue(path: str | os.PathLike[str], *, create: bool = False) -> Pat
         CatalogueError: missing (and ``create`` is False), not a directory, a non-empty
             directory that is not a roon catalogue, or a format newer than this roon.
     """
-    root = Path(path).expanduser().resolve()
+    root = catalogue_path(path)
     if root.exists() and not root.is_dir():
         raise CatalogueError(f"catalogue {root} is a file, not a directory")
     if marker_path(root).is_file():

@@ -54,7 +54,7 @@ def read_table(catalogue: str | os.PathLike[str], name: str) -> pa.Table:
     Example:
         >>> roon.read_table("roon-catalogue", "signatures").num_rows  # doctest: +SKIP
     """
-    if name not in TABLES:
+    if not isinstance(name, str) or name not in TABLES:
         raise InvalidArgumentError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
     root = layout.open_catalogue(catalogue)
     files = layout.table_files(root, name)

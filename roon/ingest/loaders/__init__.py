@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from roon.errors import ModelFormatError, RoonError
+from roon.errors import InvalidArgumentError, ModelFormatError, RoonError
 from roon.ingest.loaders._common import Loaded, sha256_file
 from roon.ingest.loaders.circuit import Circuit, circuit_names, list_circuits, load_circuit
 from roon.ingest.loaders.safetensors_io import save_safetensors
@@ -97,6 +97,7 @@ def load_model(
         ModelFormatError: missing, unreadable, truncated or corrupt file, unknown
             extension, NaN or infinite values.
         UnsupportedArchitectureError: anything that is not a chain of dense layers.
+        InvalidArgumentError: ``source`` is neither a path nor a ``torch.nn.Module``.
 
     Example:
         >>> import roon
@@ -108,8 +109,8 @@ def load_model(
         return _load_file(Path(source), os.fspath(source), activation, output_activation, name)
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(source, torch.nn.Module):
-        raise TypeError(
-            f"load_model takes a file path or a torch.nn.Module, not {type(source).__name__}"
+        raise InvalidArgumentError(
+            f"load_model takes a file path or a torch.nn.Module, not a {type(source).__name__}"
         )
     from roon.ingest.loaders.module import read_module
 

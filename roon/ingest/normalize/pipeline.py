@@ -36,7 +36,7 @@ from roon.ingest.normalize.bounds import (
     resolve_input_bounds,
 )
 from roon.ingest.normalize.records import Step, finish_step
-from roon.mlp import MLP
+from roon.mlp import MLP, require_mlp
 
 __all__ = ["Rule", "RULES", "PRESETS", "normalize", "resolve_rules", "domain_note"]
 
@@ -217,7 +217,17 @@ def resolve_rules(rules: str | Sequence[RuleLike]) -> list[Rule | Callable[..., 
     Raises:
         InvalidArgumentError: an unknown rule name, or no rules at all.
     """
-    items = rules.split(",") if isinstance(rules, str) else list(rules)
+    if isinstance(rules, str):
+        items: list[Any] = rules.split(",")
+    elif isinstance(rules, Rule) or callable(rules):
+        items = [rules]
+    elif isinstance(rules, Sequence):
+        items = list(rules)
+    else:
+        raise InvalidArgumentError(
+            f"rules is a {type(rules).__name__}; give names such as 'dead,canonical', a "
+            "list of names, rules or callables"
+        )
     out: list[Rule | Callable[..., Any]] = []
     for item in items:
         if isinstance(item, str):
@@ -298,9 +308,11 @@ def normalize(
         one :class:`Step` per rule, no-ops included.
 
     Raises:
-        InvalidArgumentError: unknown rule or parameter names, or invalid parameter values.
+        InvalidArgumentError: ``mlp`` is not an MLP, unknown rule or parameter names, or
+            invalid parameter values.
         UnsupportedArchitectureError: ``rescale`` on a non-homogeneous activation.
     """
+    mlp = require_mlp(mlp)
     selected = resolve_rules(rules)
     known = {"input_bounds"}.union(*(r.params for r in RULES.values()))
     custom = [f for f in selected if not isinstance(f, Rule)]
