@@ -163,6 +163,89 @@ def test_checkpoint_wrapper_and_missing_bias(tmp_path, wrapper):
     assert np.array_equal(mlp.layers[0].bias, np.zeros(4, np.float32))
 
 
+def lightning_checkpoint(model: nn.Module) -> dict:
+    """What pytorch-lightning saves: the LightningModule's state_dict (its ``model``
+    attribute gives the ``model.`` prefix) beside training state."""
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.2.0",
+        "state_dict": state,
+        "loops": {"fit_loop": {"epoch_progress": {"current": 3}}},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1}]}],
+        "lr_schedulers": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("build", "key"),
+    [
+        (lambda m: {"model": m.state_dict(), "epoch": 3}, "model"),
+        (lambda m: {"state_dict": m.state_dict()}, "state_dict"),
+        (lightning_checkpoint, "state_dict"),
+        (
+            lambda m: {
+                "model_state_dict": m.state_dict(),
+                "optimizer_state_dict": torch.optim.SGD(m.parameters(), lr=0.1).state_dict(),
+                "epoch": 3,
+                "loss": 0.25,
+            },
+            "model_state_dict",
+        ),
+        (lambda m: {"ema": m.state_dict(), "model": m.state_dict(), "step": 9}, "model"),
+    ],
+)
+def test_checkpoint_dicts_read_the_nested_state_dict_and_say_which(tmp_path, build, key):
+    from roon.ingest.loaders import load_notes
+
+    model = tiny_sequential(seed=3)
+    torch.save(build(model), tmp_path / "ck.pt")
+    mlp = load_model(tmp_path / "ck.pt")
+    assert_same_weights(mlp, [model[0], model[2], model[4]])
+    assert mlp.provenance[0]["state_dict_key"] == key
+    assert f"weights read from checkpoint entry {key!r}" in load_notes(mlp)
+    plain = tmp_path / "plain.pt"
+    torch.save(model.state_dict(), plain)
+    assert "state_dict_key" not in load_model(plain).provenance[0]
+    assert load_model(plain).id == mlp.id
+
+
+def test_a_checkpoint_with_two_unnamed_state_dicts_is_refused(tmp_path):
+    model = tiny_sequential()
+    torch.save({"student": model.state_dict(), "teacher": model.state_dict()}, tmp_path / "k.pt")
+    one_line_error(
+        ModelFormatError, tmp_path / "k.pt", "several state_dicts ('student', 'teacher')"
+    )
+
+
+def test_a_whole_pickled_model_is_refused_with_the_safe_alternatives(tmp_path):
+    torch.save(tiny_sequential(), tmp_path / "whole.pt")
+    one_line_error(
+        ModelFormatError,
+        tmp_path / "whole.pt",
+        "a whole pickled model (Sequential",
+        "save model.state_dict() and ingest that with --activation",
+        "pass the module itself to roon.load_model",
+    )
+
+
+def test_torchscript_is_refused_clearly_and_quietly(tmp_path, recwarn):
+    from typer.testing import CliRunner
+
+    from roon.cli import app
+
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(tiny_sequential()), path)
+    one_line_error(
+        ModelFormatError, path, "is a TorchScript archive", "jit.load(path).state_dict()"
+    )
+    assert not [w for w in recwarn if "TorchScript" in str(w.message)]
+    result = CliRunner().invoke(app, ["ingest", str(path), "-c", str(tmp_path / "c")])
+    assert result.exit_code == 1
+    assert "Warning" not in result.output and "is a TorchScript archive" in result.output
+
+
 # -- in-memory modules ----------------------------------------------------------------
 
 
@@ -276,8 +359,6 @@ def test_pickled_object_is_refused(tmp_path):
     path = tmp_path / "obj.pt"
     torch.save(NotATensorDict(), path)
     one_line_error(ModelFormatError, path, "NotATensorDict", "weights_only=True")
-    torch.save(tiny_sequential(), tmp_path / "whole.pt")  # a whole pickled model
-    one_line_error(ModelFormatError, tmp_path / "whole.pt", "Sequential", "state_dict()")
     torch.save(torch.zeros(3, 3), tmp_path / "tensor.pt")
     one_line_error(ModelFormatError, tmp_path / "tensor.pt", "holds type Tensor")
 

@@ -229,15 +229,13 @@ def compare_tokens(
 
     Example: roon compare-tokens a.pt b.pt --rules rescale,canonical
     """
-    from roon.ingest.loaders import assumed_activation_note
+    from roon.ingest.loaders import load_notes
     from roon.ingest.tokenize import token_similarity, tokenize
     from roon.store import load_model_ref
 
     models = [load_model_ref(ref, catalogue, activation=activation) for ref in (a, b)]
     notes = [
-        f"{ref}: {note}"
-        for ref, m in zip((a, b), models, strict=True)
-        if (note := assumed_activation_note(m))
+        f"{ref}: {note}" for ref, m in zip((a, b), models, strict=True) for note in load_notes(m)
     ]
     if rules:
         from roon.ingest.normalize import normalize as run_rules

@@ -77,7 +77,7 @@ def normalize_model(
         (e.g. that the activation was assumed), ``written`` (the paths written) and,
         with ``store``, ``lineage_rows_added``.
     """
-    from roon.ingest.loaders import assumed_activation_note
+    from roon.ingest.loaders import load_notes
     from roon.ingest.normalize import domain_note, normalization_report, normalize
     from roon.store import load_model_ref
 
@@ -86,11 +86,8 @@ def normalize_model(
     parent = load_model_ref(ref, catalogue, activation=activation)
     child, steps = normalize(parent, rules, backend=backend, **params)
     summary = normalization_report(parent, child, steps, input_bounds=params.get("input_bounds"))
-    notes = [
-        assumed_activation_note(parent),
-        domain_note(parent, rules, params.get("input_bounds")),
-    ]
-    summary["notes"] = [n for n in notes if n]
+    box = domain_note(parent, rules, params.get("input_bounds"))
+    summary["notes"] = [*load_notes(parent), *([box] if box else [])]
     written: list[str] = []
     staged = None
     if report_path is not None:

@@ -201,11 +201,10 @@ def _ingest_source(
     backend: str,
     progress: ProgressCallback | None,
 ) -> IngestResult:
-    from roon.ingest.loaders import assumed_activation_note
+    from roon.ingest.loaders import load_notes
     from roon.store import has_model
 
-    assumed = assumed_activation_note(mlp)
-    notes = [assumed] if assumed else []
+    notes = load_notes(mlp)
     if not normalize:
         written = ingest_model(
             mlp,

@@ -3,7 +3,8 @@
 ``load_model`` picks the reader by extension:
 
 =====================  =====================================================
-``.pt .pth .bin``      PyTorch state_dict, read with ``weights_only=True``
+``.pt .pth .bin``      PyTorch state_dict (or a checkpoint nesting one), read with
+                       ``weights_only=True``
 ``.safetensors``       safetensors (``roon.*`` header entries honoured)
 ``.nnet``              Reluplex/Marabou text format (ReLU hidden, linear out)
 ``.onnx``              ONNX graphs that are a chain of dense layers
@@ -40,6 +41,7 @@ __all__ = [
     "MODEL_SUFFIXES",
     "Circuit",
     "assumed_activation_note",
+    "load_notes",
     "circuit_names",
     "list_circuits",
     "load_circuit",
@@ -118,6 +120,16 @@ def load_model(
     label = f"<module {cls}>"
     loaded = _guarded(label, lambda: read_module(source, activation, output_activation))
     return _assemble(label, loaded, "module", label, None, name or cls)
+
+
+def load_notes(mlp: MLP) -> list[str]:
+    """What the user should know about how a model file was read: an assumed activation
+    (:func:`assumed_activation_note`), the checkpoint entry the weights came from."""
+    notes = [assumed_activation_note(mlp)]
+    load = mlp.provenance[0] if mlp.provenance else {}
+    if load.get("state_dict_key") is not None:
+        notes.append(f"weights read from checkpoint entry {load['state_dict_key']!r}")
+    return [n for n in notes if n]
 
 
 def assumed_activation_note(mlp: MLP) -> str | None:
@@ -206,6 +218,8 @@ def _assemble(
         "sha256": digest,
         "activation_assumed": loaded.activation_assumed,
     }
+    if loaded.state_dict_key is not None:
+        provenance["state_dict_key"] = loaded.state_dict_key
     return _guarded(
         label,
         lambda: MLP(

@@ -52,12 +52,14 @@ class Loaded:
             the source does not hold.
         metadata: format-specific facts (e.g. an .nnet normalization header).
         name: a name the file itself carries (``roon.name``), if any.
+        state_dict_key: the checkpoint entry the weights were read from, if nested.
     """
 
     layers: list[Layer]
     activation_assumed: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
+    state_dict_key: str | None = None
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:

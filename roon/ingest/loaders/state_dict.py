@@ -2,7 +2,14 @@
 
 Only ``torch.load(..., weights_only=True)`` touches the file, so a file can hold
 tensors, dicts and plain numbers but never makes Python run code: a pickled model
-object is refused and reported as a :class:`~roon.errors.ModelFormatError`.
+object is refused and reported as a :class:`~roon.errors.ModelFormatError`, and so is a
+TorchScript archive (recognised by its ``code/`` folder before torch reads it).
+
+Training checkpoints nest the state_dict: ``{"model": ..., "epoch": 3}``,
+``{"state_dict": ...}`` (Lightning, whose keys carry the ``model.`` prefix of the
+LightningModule's attribute), ``{"model_state_dict": ..., "optimizer_state_dict": ...}``.
+The one entry that is a dict of tensors is read (by name when several are), and the
+provenance says which (``state_dict_key``).
 
 A state_dict stores no activations. Hidden layers get ``activation`` (default
 ``relu``, recorded as assumed) and the last layer ``output_activation`` (default
@@ -26,8 +33,9 @@ from roon.ingest.loaders._common import Loaded, first_line, layers_from_tensors
 
 __all__ = ["check_torch_archive", "read_state_dict"]
 
-# Keys under which training checkpoints commonly nest the model's state_dict.
-_WRAPPER_KEYS = ("state_dict", "model_state_dict")
+# Keys under which training checkpoints commonly nest the model's state_dict, preferred
+# in this order when a checkpoint holds several dicts of tensors (e.g. "model" and "ema").
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "module")
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _UNPICKLER_DETAIL = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", re.S)
 # torch.save stores archive members uncompressed, so what torch.load allocates is about
@@ -56,8 +64,8 @@ def read_state_dict(
         UnsupportedArchitectureError: a non-dense layer, or shapes that do not chain.
     """
     obj = _torch_load(path)
-    state = _unwrap(obj)
-    tensors = {str(key): _to_numpy(str(key), value) for key, value in state.items()}
+    state, key = _unwrap(obj)
+    tensors = {str(k): _to_numpy(str(k), value) for k, value in state.items()}
     layers, assumed = layers_from_tensors(
         tensors,
         None,
@@ -65,7 +73,7 @@ def read_state_dict(
         activation=activation,
         output_activation=output_activation,
     )
-    return Loaded(layers, activation_assumed=assumed)
+    return Loaded(layers, activation_assumed=assumed, state_dict_key=key)
 
 
 def check_torch_archive(path: Path) -> None:
@@ -93,15 +101,48 @@ def check_torch_archive(path: Path) -> None:
         )
 
 
+def _is_torchscript(path: Path) -> bool:
+    """Whether a zip-format torch file is a TorchScript archive (it carries ``code/``)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return any("/code/" in name or name.endswith("/constants.pkl") for name in names)
+
+
+_TORCHSCRIPT = (
+    "is a TorchScript archive, not a state_dict; roon does not load TorchScript: save "
+    "its weights with torch.save(torch.jit.load(path).state_dict(), 'weights.pt') and "
+    "ingest that with --activation"
+)
+
+
 def _torch_load(path: Path) -> Any:
+    import warnings
+
     import torch
 
     check_torch_archive(path)
+    if _is_torchscript(path):
+        raise ModelFormatError(_TORCHSCRIPT)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns before handing a TorchScript archive it did not spot to jit.load
+            warnings.filterwarnings("ignore", message=".*TorchScript.*")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         refused = _REFUSED_GLOBAL.search(text)
+        if refused and refused.group(1).startswith("torch.nn.modules."):
+            raise ModelFormatError(
+                f"holds a whole pickled model ({refused.group(1).rsplit('.', 1)[-1]}, saved "
+                "with torch.save(model)); roon will not unpickle it, since that runs code: "
+                "save model.state_dict() and ingest that with --activation, or pass the "
+                "module itself to roon.load_model in Python"
+            ) from exc
         if refused:
             raise ModelFormatError(
                 f"holds a pickled {refused.group(1)} object, not a dict of tensors; "
@@ -113,23 +154,44 @@ def _torch_load(path: Path) -> Any:
         raise ModelFormatError(f"truncated or corrupt PyTorch file ({why})") from exc
     except Exception as exc:  # torch raises RuntimeError, EOFError, OSError, … for bad bytes
         if "TorchScript" in str(exc):
-            raise ModelFormatError(
-                "is a TorchScript archive, not a state_dict; save model.state_dict() instead"
-            ) from exc
+            raise ModelFormatError(_TORCHSCRIPT) from exc
         raise ModelFormatError(f"truncated or corrupt PyTorch file ({first_line(exc)})") from exc
 
 
-def _unwrap(obj: Any) -> Mapping[Any, Any]:
-    """The state_dict itself, or the one a training checkpoint nests under a known key."""
+def _is_tensor_dict(value: Any) -> bool:
+    import torch
+
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, torch.Tensor) for v in value.values())
+    )
+
+
+def _unwrap(obj: Any) -> tuple[Mapping[Any, Any], str | None]:
+    """The state_dict, and the checkpoint key it was nested under (None: the file itself).
+
+    A dict whose values are all tensors is the state_dict. Otherwise the entries that are
+    dicts of tensors are candidates: the only one, or the first of :data:`_WRAPPER_KEYS`.
+    """
     if not isinstance(obj, Mapping):
         raise ModelFormatError(
             f"holds type {type(obj).__name__}, not a state_dict (a dict of tensors)"
         )
-    for key in _WRAPPER_KEYS:
-        inner = obj.get(key)
-        if isinstance(inner, Mapping):
-            return inner
-    return obj
+    if _is_tensor_dict(obj):
+        return obj, None
+    candidates = [str(k) for k, v in obj.items() if _is_tensor_dict(v)]
+    preferred = [k for k in _WRAPPER_KEYS if k in candidates]
+    if len(candidates) == 1 or preferred:
+        key = preferred[0] if preferred else candidates[0]
+        return obj[key], key
+    if candidates:
+        shown = ", ".join(repr(k) for k in candidates)
+        raise ModelFormatError(
+            f"is a checkpoint with several state_dicts ({shown}); save the one to analyse "
+            "on its own with torch.save(checkpoint[KEY], 'weights.pt')"
+        )
+    return obj, None  # not a checkpoint: the entries are reported one by one
 
 
 def _to_numpy(key: str, value: Any) -> np.ndarray:
