@@ -46,11 +46,20 @@ def test_a_report_path_equal_to_the_output_is_refused(tmp_path, model_file):
 
 def test_an_unwritable_report_leaves_no_model_behind(tmp_path, model_file):
     out = tmp_path / "net.norm.safetensors"
-    missing = tmp_path / "no-such-dir" / "report.json"
-    result = invoke("normalize", model_file, "-o", out, "--report", missing)
-    one_line_failure(result, str(missing), "cannot write")
+    (tmp_path / "a-file").write_text("not a folder")
+    unwritable = tmp_path / "a-file" / "report.json"
+    result = invoke("normalize", model_file, "-o", out, "--report", unwritable)
+    one_line_failure(result, str(unwritable), "cannot create its folder")
     assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "net.safetensors"]
+
+
+def test_output_folders_are_created_and_the_report_sits_beside_out(tmp_path, model_file):
+    out = tmp_path / "new" / "dir" / "net.norm.safetensors"
+    result = invoke("normalize", model_file, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["net.norm.json", "net.norm.safetensors"]
+    assert f"wrote {out.with_suffix('.json')}" in result.output.replace("\n", "")
 
 
 def test_a_directory_as_report_or_output_is_refused_before_writing(tmp_path, model_file):

@@ -44,10 +44,14 @@ def normalize(
     model: Annotated[str, typer.Argument(help="Model file, or a catalogue model reference.")],
     rules: Annotated[str, typer.Option("--rules", "-r", help=RULE_HELP)] = "exact",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the result (safetensors).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the result (safetensors); missing folders are made."
+        ),
     ] = None,
     report: Annotated[
-        Path | None, typer.Option(help="JSON report path (default: OUT with suffix .json).")
+        Path | None,
+        typer.Option(help="JSON report path (default: OUT with its suffix replaced by .json)."),
     ] = None,
     store: Annotated[
         bool, typer.Option("--store", help="Store both models and the lineage in the catalogue.")

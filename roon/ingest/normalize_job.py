@@ -33,6 +33,17 @@ def _stage(path: Path, text: str) -> Path:
     return Path(tmp)
 
 
+def _make_parents(paths: list[Path]) -> None:
+    """Create the folders the outputs go into (``-o new/dir/x.safetensors``)."""
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelFormatError(
+                f"{path}: cannot create its folder ({exc.strerror or exc})"
+            ) from None
+
+
 def _check_outputs(output: Path | None, report: Path | None) -> Path | None:
     if output is not None:
         report = report or output.with_suffix(".json")
@@ -65,8 +76,9 @@ def normalize_model(
         ref: a model file, or a model of ``catalogue`` (id, id prefix or name).
         rules: normalizer rules (:func:`roon.normalize`).
         catalogue: where references are looked up, and where ``store`` writes.
-        output: write the normalized model here (safetensors).
-        report: the JSON report path (default: ``output`` with suffix ``.json``).
+        output: write the normalized model here (safetensors); missing folders are made.
+        report: the JSON report path (default: ``output`` with its suffix replaced by
+            ``.json``: ``net.norm.safetensors`` → ``net.norm.json``).
         store: also commit the model, the normalized model and the lineage.
         activation: hidden activation for files that store none.
         backend: signature backend.
@@ -90,6 +102,7 @@ def normalize_model(
     summary["notes"] = [*load_notes(parent), *([box] if box else [])]
     written: list[str] = []
     staged = None
+    _make_parents([p for p in (out, report_path) if p is not None])
     if report_path is not None:
         staged = _stage(report_path, json.dumps(summary, indent=2) + "\n")
     try:
