@@ -88,36 +88,72 @@ def compact_activations(activations: str) -> str:
 
 
 class ProgressBars:
-    """The one adapter from :class:`roon.progress.Progress` events to rich bars.
+    """The one adapter from :class:`roon.progress.Progress` events to what the user sees.
 
-    One bar per event ``task`` (models, neurons, ...), created on its first event, drawn
-    on stderr so that stdout stays clean for tables and JSON; transient (gone when done).
+    On a terminal: one rich bar per event ``task`` (models, neurons, ...), created on its
+    first event, with counts, elapsed time and an estimate of the time left, drawn on
+    stderr so that stdout stays clean for tables and JSON; transient (gone when done).
+    Elsewhere (a CI log, a pipe): bars would show nothing until the end, so a plain line
+    per task is written at most every ``interval`` seconds, e.g.
+    ``roon: models 3/45 (7%) elapsed 0:00:12, about 0:02:28 left (ACASXU_1_3.nnet)``.
 
     Example:
         >>> with ProgressBars() as bars:  # doctest: +SKIP
         ...     roon.ingest_models(paths, "cat", progress=bars)
     """
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    # seconds between two plain lines of one task: often enough to show life in a CI log
+    INTERVAL = 5.0
 
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console(stderr=True),
-            transient=True,
-        )
+    def __init__(
+        self,
+        stream: Any = None,
+        *,
+        interval: float = INTERVAL,
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self._stream = sys.stderr if stream is None else stream
+        self._interval = interval
+        self._clock = clock or time.monotonic
         self._tasks: dict[str, Any] = {}
+        self._plain: dict[str, dict[str, float]] = {}  # task -> start, last printed, done
+        self._bar: Any = None
+        if _is_terminal(self._stream):
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=self._stream, highlight=False),
+                transient=True,
+            )
 
     def __enter__(self) -> ProgressBars:
-        self._bar.start()
+        if self._bar is not None:
+            self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._bar is not None:
+            self._bar.stop()
 
     def __call__(self, event: Progress) -> None:
+        if self._bar is None:
+            self._line(event)
+            return
         from rich.markup import escape
 
         task = self._tasks.get(event.task)
@@ -125,6 +161,39 @@ class ProgressBars:
             task = self._tasks[event.task] = self._bar.add_task(event.task, total=None)
         label = f"{event.task} {escape(event.detail[:40])}" if event.detail else event.task
         self._bar.update(task, completed=event.done, total=event.total, description=label)
+
+    def _line(self, event: Progress) -> None:
+        now = self._clock()
+        state = self._plain.get(event.task)
+        if state is None or event.done < state["done"]:  # new task, or a count restarted
+            state = self._plain[event.task] = {"start": now, "printed": now, "done": 0}
+        state["done"] = event.done
+        if now - state["printed"] < self._interval:
+            return
+        state["printed"] = now
+        elapsed = now - state["start"]
+        text = f"roon: {event.task} {event.done}"
+        if event.total:
+            text += f"/{event.total} ({100 * event.done // event.total}%)"
+        text += f" elapsed {_clock_time(elapsed)}"
+        if event.total and 0 < event.done < event.total:
+            left = elapsed / event.done * (event.total - event.done)
+            text += f", about {_clock_time(left)} left"
+        if event.detail:
+            text += f" ({event.detail[:60]})"
+        self._stream.write(text + "\n")
+        self._stream.flush()
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _clock_time(seconds: float) -> str:
+    """``h:mm:ss``, as rich's time columns show it."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def print_json(obj: Any) -> None:
