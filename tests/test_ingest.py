@@ -164,3 +164,62 @@ def test_a_rule_that_makes_weights_non_finite_is_refused():
         pytest.raises(ModelFormatError, match="layer 0 weight holds infinite"),
     ):
         normalize(m, [overflow])
+
+
+def test_reingesting_with_other_options_says_so_and_force_rebuilds(tmp_path: Path):
+    import json
+
+    from roon.store.layout import derived_path
+
+    root = tmp_path / "cat"
+    [first] = ingest_models(ACAS, root)
+    assert first.status == "ingested" and first.notes == ()
+    [same] = ingest_models(ACAS, root)
+    assert same.status == "present" and same.notes == ()
+    [signed] = ingest_models(ACAS, root, input_domain="signed")
+    assert signed.status == "present"
+    assert signed.notes == (
+        "stored with other options (input domain binary, not signed): nothing changed; "
+        "re-ingest with --force to rebuild it with these",
+    )
+    [weight] = ingest_models(ACAS, root, min_weight=0.5, input_domain="signed")
+    assert "input domain binary, not signed; min_weight 0, not 0.5" in weight.notes[0]
+    edges = read_table(root, "edges").num_rows
+    [rebuilt] = ingest_models(ACAS, root, min_weight=0.5, force=True)
+    assert rebuilt.status == "ingested" and rebuilt.model_id == first.model_id
+    assert rebuilt.notes == ("rebuilt: replaced the stored model (--force)",)
+    assert list_models(root) == [first.model_id]
+    assert read_table(root, "provenance").column("min_weight").to_pylist() == [0.5]
+    assert 0 < read_table(root, "edges").num_rows < edges
+    assert not any((root / ".staging").iterdir())  # the old folder is gone
+    [again] = ingest_models(ACAS, root, min_weight=0.5)
+    assert again.status == "present" and again.notes == ()
+    # derived tables of an older definition: reindex, not --force, is the way
+    derived_path(root, first.model_id).write_text(json.dumps({"signatures": 0, "tokens": 1}))
+    [old] = ingest_models(ACAS, root, min_weight=0.5)
+    assert old.notes == ("signatures computed by an older roon: 'roon reindex' recomputes them",)
+
+
+def test_rm_removes_models_atomically_and_keeps_lineage(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from roon.cli import app
+    from roon.store import remove_model
+
+    root = tmp_path / "cat"
+    [norm] = ingest_models(ACAS, root, normalize="zero-out,rescale")
+    assert len(list_models(root)) == 2
+    lineage = read_table(root, "lineage").num_rows
+    runner = CliRunner()
+    bad = runner.invoke(app, ["rm", norm.parent_id, "nope", "-c", str(root)])
+    assert bad.exit_code == 1 and "no model 'nope'" in bad.output
+    assert len(list_models(root)) == 2  # every reference is resolved before removing
+    ok = runner.invoke(app, ["rm", norm.parent_id[:8], "-c", str(root)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.strip() == f"removed {norm.parent_id[:12]} ACASXU_experimental_v2a_1_1"
+    assert list_models(root) == [norm.model_id]
+    assert read_table(root, "lineage").num_rows == lineage  # history stays
+    assert not any((root / ".staging").iterdir())
+    assert remove_model(root, norm.parent_id) is False
+    [back] = ingest_models(ACAS, root)  # and it can come back
+    assert back.status == "ingested"

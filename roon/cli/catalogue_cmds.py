@@ -48,9 +48,13 @@ def ingest(
     backend: Annotated[
         str, typer.Option(envvar="ROON_BACKEND", help="Signature backend: auto|ref|cpu|triton.")
     ] = "auto",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Rebuild models already stored (e.g. with other options)."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest models into the catalogue; re-ingesting a model is a no-op.
+    """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
 
     Example: roon ingest models/*.nnet --catalogue cat
     """
@@ -67,6 +71,7 @@ def ingest(
             normalize=rules,
             backend=backend,
             progress=None if as_json else bars,
+            force=force,
         )
     failed = [r for r in results if r.status == "failed"]
     if as_json:
@@ -143,6 +148,28 @@ def reindex(
         )
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def rm(
+    model: Annotated[list[str], typer.Argument(help="Model ids, id prefixes or names.")],
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove models from the catalogue (each atomically; lineage rows stay as history).
+
+    Example: roon rm 3f2a9c --catalogue cat
+    """
+    from rich.markup import escape
+
+    from roon.store import remove_models
+
+    removed = remove_models(catalogue, model)
+    if as_json:
+        print_json([{"model_id": m, "name": n} for m, n in removed])
+        return
+    out = console()
+    for model_id, name in removed:
+        out.print(escape(f"removed {model_id[:12]} {name}".rstrip()))
 
 
 def models(catalogue: CatalogueOption = DEFAULT_CATALOGUE, as_json: JsonOption = False) -> None:
@@ -252,5 +279,6 @@ def register(app: typer.Typer) -> None:
     app.command()(ingest)
     app.command()(reindex)
     app.command()(models)
+    app.command()(rm)
     app.command()(show)
     app.command()(sql)

@@ -28,6 +28,7 @@ __all__ = [
     "ingest_model",
     "model_input_domain",
     "store_derivation",
+    "stored_options_note",
 ]
 
 # The model metadata entry that names the signature domain of its inputs (the zoo and the
@@ -125,6 +126,7 @@ def ingest_model(
     min_weight: float = 0.0,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> bool:
     """Compute the rows of one model and commit it. False if it was already present.
 
@@ -136,18 +138,55 @@ def ingest_model(
         min_weight: store only edges with ``|w| >= min_weight``.
         backend: signature backend.
         progress: ``neurons`` events while its signatures are computed.
+        force: rebuild and replace the model if it is present.
     """
     from roon.ingest.derived import DERIVED_TABLES, derived_tables
     from roon.ingest.rows import layer_domains, model_tables
     from roon.store import has_model, write_model
 
-    if has_model(catalogue, mlp.id):
+    if has_model(catalogue, mlp.id) and not force:
         return False
     input_domain = model_input_domain(mlp, input_domain)
     domains = layer_domains(mlp, input_domain)
     tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain)
     tables.update(derived_tables(mlp, domains, backend=backend, progress=progress))
-    return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES)
+    return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES, replace=force)
+
+
+def stored_options_note(
+    catalogue: Path, model_id: str, *, input_domain: str, min_weight: float
+) -> str | None:
+    """What differs between a stored model and the options it is ingested with again.
+
+    The input domain is layer 0's in the ``layers`` table; ``min_weight`` is in its
+    ``provenance`` row. Derived tables from an older roon are named too.
+
+    Returns:
+        None when the stored model was built with these options and is current; else a
+        one-line note saying what differs and how to rebuild it.
+    """
+    from roon.ingest.derived import DERIVED_TABLES
+    from roon.store import read_model_table
+    from roon.store.migrate import stale_tables
+
+    layers = read_model_table(catalogue, model_id, "layers").to_pylist()
+    provenance = read_model_table(catalogue, model_id, "provenance").to_pylist()
+    stored_domain = next((r["input_domain"] for r in layers if r["layer"] == 0), None)
+    stored_weight = provenance[0]["min_weight"] if provenance else None
+    differs = []
+    if stored_domain is not None and stored_domain != input_domain:
+        differs.append(f"input domain {stored_domain}, not {input_domain}")
+    if stored_weight is not None and float(stored_weight) != float(min_weight):
+        differs.append(f"min_weight {stored_weight:g}, not {min_weight:g}")
+    if differs:
+        return (
+            f"stored with other options ({'; '.join(differs)}): nothing changed; "
+            "re-ingest with --force to rebuild it with these"
+        )
+    stale = stale_tables(catalogue, model_id, DERIVED_TABLES)
+    if stale:
+        return f"{', '.join(stale)} computed by an older roon: 'roon reindex' recomputes them"
+    return None
 
 
 def store_derivation(
@@ -160,10 +199,12 @@ def store_derivation(
     min_weight: float = 0.0,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> tuple[bool, bool, int]:
     """Store a model, a model derived from it by normalizer steps, and the lineage rows.
 
-    What ``roon ingest --normalize`` and ``roon normalize --store`` both do.
+    What ``roon ingest --normalize`` and ``roon normalize --store`` both do; ``force``
+    rebuilds both models if present.
 
     Returns:
         ``(parent written, child written, lineage rows added)``.
@@ -179,6 +220,7 @@ def store_derivation(
             min_weight=min_weight,
             backend=backend,
             progress=progress,
+            force=force and (m is parent or child.id != parent.id),
         )
         for m in (parent, child)
     )
@@ -200,12 +242,14 @@ def _ingest_source(
     min_weight: float,
     backend: str,
     progress: ProgressCallback | None,
+    force: bool = False,
 ) -> IngestResult:
     from roon.ingest.loaders import load_notes
     from roon.store import has_model
 
     notes = load_notes(mlp)
     if not normalize:
+        was_present = has_model(catalogue, mlp.id)
         written = ingest_model(
             mlp,
             catalogue,
@@ -213,6 +257,7 @@ def _ingest_source(
             min_weight=min_weight,
             backend=backend,
             progress=progress,
+            force=force,
         )
         final = mlp
     else:
@@ -223,7 +268,8 @@ def _ingest_source(
         notes.append(f"normalized by {','.join(normalize)} from {mlp.id[:12]}")
         box = domain_note(mlp, list(normalize))
         notes.extend([box] if box else [])
-        pending = sum(m.n_neurons for m in (mlp, final) if not has_model(catalogue, m.id))
+        was_present = has_model(catalogue, final.id)
+        pending = sum(m.n_neurons for m in (mlp, final) if force or not has_model(catalogue, m.id))
         emit(progress, "neurons", 0, pending, mlp.name or "")
         _, written, _ = store_derivation(
             catalogue,
@@ -234,7 +280,14 @@ def _ingest_source(
             min_weight=min_weight,
             backend=backend,
             progress=progress,
+            force=force,
         )
+    if written and was_present:
+        notes.append("rebuilt: replaced the stored model (--force)")
+    elif not written:
+        options = {"input_domain": input_domain, "min_weight": min_weight}
+        differs = stored_options_note(catalogue, final.id, **options)
+        notes.extend([differs] if differs else [])
     return IngestResult(
         source=label,
         status="ingested" if written else "present",
@@ -344,6 +397,7 @@ def ingest_models(
     normalize: str | Sequence[str] | None = None,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -361,6 +415,10 @@ def ingest_models(
         backend: signature backend (``auto``, ``ref``, ``cpu``, ``triton``).
         progress: ``models`` events (one per source) and ``neurons`` events (within the
             model being ingested).
+        force: rebuild models already in the catalogue (with these options) and replace
+            them; without it a stored model is left as it is, and its result's notes say
+            when it was built with other options (``input_domain``, ``min_weight``) or has
+            derived tables from an older roon (``roon reindex``).
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names
@@ -403,6 +461,7 @@ def ingest_models(
                         min_weight=min_weight,
                         backend=backend,
                         progress=progress,
+                        force=force,
                     )
                 except RoonError as exc:
                     result = IngestResult(label, "failed", reason=one_line(exc))

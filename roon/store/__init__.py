@@ -21,7 +21,7 @@ from roon.store.read import (
     read_table,
     resolve_model,
 )
-from roon.store.write import catalogue_lock, write_model, write_rows
+from roon.store.write import catalogue_lock, remove_model, remove_models, write_model, write_rows
 
 __all__ = [
     "FORMAT_VERSION",
@@ -33,6 +33,8 @@ __all__ = [
     "load_model_ref",
     "read_model_table",
     "read_table",
+    "remove_model",
+    "remove_models",
     "resolve_model",
     "write_model",
     "write_rows",

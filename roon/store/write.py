@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,6 +30,8 @@ __all__ = [
     "catalogue_lock",
     "write_atomic",
     "write_model",
+    "remove_model",
+    "remove_models",
     "write_rows",
     "replace_model_tables",
     "read_derived",
@@ -125,6 +127,7 @@ def write_model(
     tables: Mapping[str, pa.Table],
     *,
     derived: Mapping[str, int] | None = None,
+    replace: bool = False,
 ) -> bool:
     """Commit one model atomically. Returns False (and writes nothing) if already present.
 
@@ -135,6 +138,10 @@ def write_model(
             each matching its schema file.
         derived: definition version of each derived table written (``derived.json``), so
             that ``roon reindex`` can tell which ones a later roon computes differently.
+        replace: replace the model if it is present (``roon ingest --force``): the new
+            folder is staged whole, then the old one is renamed away and the new one into
+            place under the lock, so a commit is never mixed; a crash between the two
+            renames leaves the model absent (the next ingest stores it again).
 
     Raises:
         CatalogueError: a table that is not a model table or does not match its schema.
@@ -146,7 +153,7 @@ def write_model(
     unknown = [t for t in tables if t not in layout.MODEL_TABLES]
     if unknown:
         raise CatalogueError(f"cannot write table {unknown[0]!r} for a model")
-    if _has_model(root, mlp.id):
+    if _has_model(root, mlp.id) and not replace:
         return False
     conformed = {name: _conform(name, table) for name, table in tables.items()}
     with _staging(root) as staging:
@@ -157,12 +164,64 @@ def write_model(
             _write_parquet(conformed[name], staging / f"{name}.parquet")
         _fsync_dir(staging)
         target = layout.model_dir(root, mlp.id)
+        old = None
         with catalogue_lock(root):
-            if target.exists():
+            if target.exists() and not replace:
                 return False  # another process committed the same model first
+            if target.exists():
+                old = _set_aside(root, target)
             os.rename(staging, target)
             _fsync_dir(target.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return True
+
+
+def _set_aside(root: Path, folder: Path) -> Path:
+    """Rename a committed model folder into staging (call under the lock): from here on it
+    is not in the catalogue; the caller deletes it (or crash cleanup does)."""
+    aside = layout.staging_dir(root) / f"{os.getpid()}-removed-{uuid.uuid4().hex}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(folder, aside)
+    _fsync_dir(folder.parent)
+    return aside
+
+
+def remove_model(root: Path, model_id: str) -> bool:
+    """Remove one committed model atomically. Returns False if it is not present.
+
+    The folder leaves ``models/`` in one rename under the lock (readers see the model or
+    nothing) and is deleted afterwards. Lineage rows naming the model stay: they record
+    how models were derived, and lineage already names models that are not stored (the
+    intermediate steps of a normalization), which ``roon lineage`` and ``roon show`` mark.
+    """
+    target = layout.model_dir(root, model_id)
+    with catalogue_lock(root):
+        if not _has_model(root, model_id):
+            return False
+        aside = _set_aside(root, target)
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
+def remove_models(catalogue: str | os.PathLike[str], refs: Sequence[str]) -> list[tuple[str, str]]:
+    """Remove models by reference (id, id prefix or name): what ``roon rm`` does.
+
+    Every reference is resolved before anything is removed, so one that matches nothing
+    (or several models) removes nothing.
+
+    Returns:
+        ``(model_id, name)`` of each model removed, in the order given.
+
+    Raises:
+        CatalogueError: no catalogue, or a reference that matches no model or several.
+    """
+    from roon.store.read import model_names, resolve_model
+
+    root = layout.open_catalogue(catalogue)
+    ids = list(dict.fromkeys(resolve_model(root, str(ref)) for ref in refs))
+    names = model_names(root)
+    return [(m, names.get(m, "")) for m in ids if remove_model(root, m)]
 
 
 def _has_model(root: Path, model_id: str) -> bool:
