@@ -47,7 +47,8 @@ run: install
 	  "SELECT s.hash[:12] AS signature, any_value(s.fan_in) AS fan_in, any_value(s.chow) AS chow, \
 	          count(DISTINCT s.model_id) AS models, count(*) AS neurons, \
 	          string_agg(DISTINCT m.name, ', ' ORDER BY m.name) AS found_in \
-	   FROM signatures s JOIN models m USING (model_id) WHERE s.exact \
+	   FROM signatures s JOIN models m USING (model_id) \
+	   WHERE s.exact AND s.model_id IN (SELECT model_id FROM provenance WHERE format <> 'derived') \
 	   GROUP BY s.hash HAVING count(DISTINCT s.model_id) > 1 \
 	   ORDER BY models DESC, neurons DESC, signature LIMIT 8"
 

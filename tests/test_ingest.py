@@ -223,3 +223,39 @@ def test_rm_removes_models_atomically_and_keeps_lineage(tmp_path: Path):
     assert remove_model(root, norm.parent_id) is False
     [back] = ingest_models(ACAS, root)  # and it can come back
     assert back.status == "ingested"
+
+
+def test_derived_models_get_their_own_names_and_counts_leave_them_out(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from roon.cli import app
+    from roon.query.originals import originals_only
+    from roon.query.scan import run_sql
+
+    root = tmp_path / "cat"
+    circuits = Path(__file__).parents[1] / "examples" / "circuits"
+    results = ingest_models([circuits / "abs.pt", circuits / "xor.pt"], root, normalize="exact")
+    # abs is already in normal form (the same model, so its own name); xor is not
+    assert [(r.name, r.parent_id == r.model_id) for r in results] == [
+        ("abs", True),
+        ("xor+exact", False),
+    ]
+    names = run_sql(root, "SELECT name FROM models ORDER BY name").column("name").to_pylist()
+    assert names == ["abs", "xor", "xor+exact"]
+    show = CliRunner().invoke(app, ["show", "xor", "-c", str(root)])
+    assert show.exit_code == 0, show.output  # one model of that name, not two
+    counts = "SELECT hash, count(DISTINCT model_id) AS n FROM signatures WHERE {} GROUP BY hash"
+    everything = run_sql(root, counts.format(originals_only(include_derived=True)))
+    assert max(everything.column("n").to_pylist()) == 3  # xor+exact counted again
+    originals = run_sql(root, counts.format(originals_only()))
+    assert max(originals.column("n").to_pylist()) == 2  # OR, in abs and in xor
+
+
+def test_name_sets_the_model_name_for_one_source(tmp_path: Path):
+    root = tmp_path / "cat"
+    [result] = ingest_models(ACAS, root, name="acas_1_1", normalize="zero-out,rescale")
+    assert result.name == "acas_1_1+zero-out,rescale"
+    stored = sorted(read_table(root, "models").column("name").to_pylist())
+    assert stored == ["acas_1_1", "acas_1_1+zero-out,rescale"]
+    with pytest.raises(InvalidArgumentError, match="names one model, but the sources hold 2"):
+        ingest_models([ACAS, DATA / "ACASXU_experimental_v2a_1_1.onnx"], root, name="x")

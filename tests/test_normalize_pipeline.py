@@ -24,6 +24,9 @@ def test_steps_chain_and_provenance_records_them():
     for before, after in zip(steps, steps[1:], strict=False):
         assert after.parent_id == before.child_id
     assert [p["rule"] for p in child.provenance[-4:]] == [s.rule for s in steps]
+    assert m.name == "random2" and child.name == "random2+dead,duplicates,rescale,canonical"
+    same, _ = normalize(child, "canonical")  # already canonical: the same model, same name
+    assert same.id == child.id and same.name == child.name
     assert child.provenance[: len(m.provenance)] == m.provenance
     assert json.loads(json.dumps(child.provenance[-1])) == steps[-1].to_dict()
     assert steps[0].changes["removed"] > 0  # threshold 0.3 kills something in this net

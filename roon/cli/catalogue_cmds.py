@@ -52,6 +52,10 @@ def ingest(
         bool,
         typer.Option("--force", help="Rebuild models already stored (e.g. with other options)."),
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Name of the model (one source only; default: the file stem)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
@@ -72,6 +76,7 @@ def ingest(
             backend=backend,
             progress=None if as_json else bars,
             force=force,
+            name=name,
         )
     failed = [r for r in results if r.status == "failed"]
     if as_json:

@@ -398,6 +398,7 @@ def ingest_models(
     backend: str = "auto",
     progress: ProgressCallback | None = None,
     force: bool = False,
+    name: str | None = None,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -419,6 +420,9 @@ def ingest_models(
             them; without it a stored model is left as it is, and its result's notes say
             when it was built with other options (``input_domain``, ``min_weight``) or has
             derived tables from an older roon (``roon reindex``).
+        name: the model's name (default: the file stem, or the module's class name); only
+            for a single source. A model derived by ``normalize`` is named
+            ``<name>+<rules>``.
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names
@@ -437,6 +441,13 @@ def ingest_models(
     normalize = _check_options(input_domain, min_weight, normalize, backend)
     root, exists = _target(catalogue)
     items = _expanded(_as_sources(sources))
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidArgumentError(f"name={name!r}; give a non-empty string")
+    if name is not None and len(items) > 1:
+        raise InvalidArgumentError(
+            f"name={name!r} names one model, but the sources hold {len(items)}; "
+            "ingest them one at a time to name each"
+        )
     results = []
     for number, item in enumerate(items):
         label = item.source if isinstance(item, IngestResult) else _label(item)
@@ -445,7 +456,7 @@ def ingest_models(
             result = item
         else:
             try:
-                mlp = load_model(item, activation=activation)
+                mlp = load_model(item, activation=activation, name=name)
             except RoonError as exc:
                 mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
             if mlp is not None:

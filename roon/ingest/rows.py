@@ -24,6 +24,7 @@ from roon.mlp import MLP, NONNEGATIVE_ACTIVATIONS
 from roon.schema import table_schema
 
 __all__ = [
+    "DERIVED_FORMAT",
     "INPUT_DOMAINS",
     "layer_domains",
     "neuron_ids",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 INPUT_DOMAINS = ("binary", "signed")
+# provenance.format of a model a normalizer derived from another (not read from a file)
+DERIVED_FORMAT = "derived"
 
 
 def layer_domains(mlp: MLP, input_domain: str = "binary") -> list[str]:
@@ -157,7 +160,7 @@ def provenance_table(mlp: MLP, min_weight: float = 0.0, now: datetime | None = N
         {
             "model_id": [mlp.id],
             "source": [str(load.get("source", "<unknown>"))],
-            "format": ["derived" if derived else str(load.get("format", "unknown"))],
+            "format": [DERIVED_FORMAT if derived else str(load.get("format", "unknown"))],
             "file_sha256": [None if derived else load.get("sha256")],
             "activation_assumed": [bool(load.get("activation_assumed", False))],
             "min_weight": [float(min_weight)],

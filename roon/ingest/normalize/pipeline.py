@@ -305,7 +305,9 @@ def normalize(
 
     Returns:
         ``(child, steps)``: the final model (its provenance extended by every step) and
-        one :class:`Step` per rule, no-ops included.
+        one :class:`Step` per rule, no-ops included. A child that differs from ``mlp`` is
+        named ``<name>+<rules>`` (e.g. ``xor+exact``, ``net+dead,canonical``), so the
+        catalogue never holds two models of one name from one normalization.
 
     Raises:
         InvalidArgumentError: ``mlp`` is not an MLP, unknown rule or parameter names, or
@@ -334,4 +336,22 @@ def normalize(
         else:
             current, step = _call_custom(rule, current, params)
         steps.append(step)
+    if current.id != mlp.id and current.name == mlp.name:
+        current = current.replace(name=derived_name(mlp.name, rules))
     return current, steps
+
+
+def derived_name(name: str, rules: str | Sequence[RuleLike]) -> str:
+    """``<name>+<rules>``: the name of a model a normalization derived from ``name``.
+
+    ``rules`` as given (``exact``, ``dead,canonical``); rule objects and callables by name.
+    """
+    if isinstance(rules, str):
+        label = ",".join(r.strip() for r in rules.split(",") if r.strip())
+    else:
+        items = [rules] if isinstance(rules, Rule) or callable(rules) else list(rules)
+        label = ",".join(
+            r if isinstance(r, str) else getattr(r, "name", None) or getattr(r, "__name__", "rule")
+            for r in items
+        )
+    return f"{name or 'model'}+{label}"
