@@ -1,6 +1,6 @@
 """Seconds per neuron of the beyond-exhaustive methods, against their targets, in one run.
 
-Cases (issue 3, item 5, and notes §2.2/§2.4):
+Cases (issue 3, item 5, and the design targets for dp and the AND route):
 
 * ``mitm`` n = 24, 32, 40: float64 neurons with every input relevant, through
   :func:`roon.kernels.beyond.count_beyond`. Targets: n = 32 <= 0.1 s, n = 40 <= 4 s. At
@@ -44,7 +44,7 @@ CSV = HERE / "results_beyond.csv"
 MARKDOWN = HERE / "RESULTS.md"
 FIELDS = ["date", "commit", "machine", "benchmark", "case", "backend", "value", "unit"]
 REAL = HERE.parent / "examples"
-# targets: issue 3 item 5 (mitm, route), notes §2.2 (dp, numpy mod 2^64), §2.4 (and)
+# targets: issue 3 item 5 (mitm, route), design targets for dp (numpy mod 2^64) and and
 TARGETS = {"mitm n=32": 0.1, "mitm n=40": 4.0, "dp n=784 int8": 0.52,
            "route acas n=50": 0.010, "route mnist n=784": 0.010, "and n=784": 0.009}  # fmt: skip
 
@@ -174,7 +174,7 @@ def main() -> None:
     print(f"{host}, commit {rev}")
     lines = ["`python benchmarks/bench_beyond.py` times the beyond-exhaustive methods of",
              "`roon.kernels.beyond.count_beyond` per neuron (median over a few neurons) and",
-             "`is_equivalent_to`, against the targets of issue 3 and the notes (§2.2, §2.4).",
+             "`is_equivalent_to`, against the targets of issue 3 and the design targets.",
              "Routes run on the real ACAS Xu / MNIST .nnet files when present. The VM is",
              "shared; expect ±30 % noise.", "",
              f"Run of {when}, commit {rev}, {host}.", "",

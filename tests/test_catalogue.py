@@ -142,6 +142,9 @@ def test_resolve_model(root: Path):
     assert read.resolve_model(root, "and_or") == b.id
     with pytest.raises(CatalogueError, match="no model 'nope'"):
         read.resolve_model(root, "nope")
+    # a prefix too short to tell models apart says the minimum, not just "no model"
+    with pytest.raises(CatalogueError, match="an id prefix needs at least 4 characters"):
+        read.resolve_model(root, a.id[:3])
 
 
 def test_resolve_model_ambiguous(root: Path):

@@ -47,3 +47,20 @@ def test_readme_states_the_two_commands_and_ci_runs_the_test_one():
     assert "make run" in text and "make test" in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_no_comment_points_at_a_file_outside_the_repository():
+    # DESIGN.md and the notes live outside the repository; readers have the README
+    root = README.parent
+    pattern = re.compile(r"\bDESIGN\b|notes §|notes/|algorithms\.md|\.\./shared")
+    found = []
+    for folder in ("roon", "schema", "benchmarks", "tests", "examples", "catalogue"):
+        for path in (root / folder).rglob("*"):
+            if path.suffix not in {".py", ".json", ".md", ".c", ".cypher"} or path == Path(
+                __file__
+            ):
+                continue
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert found == []

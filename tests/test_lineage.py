@@ -76,6 +76,31 @@ def test_three_step_derivation_is_a_tree_and_reruns_add_nothing(tmp_path):
     assert node["model_id"] == child.id and node["focus"]
 
 
+def test_show_and_lineage_say_what_is_not_stored_and_count_removals_plainly(tmp_path):
+    from roon.ingest.loaders import save_safetensors
+
+    m = busy_net()
+    child, steps = normalize(m, RULES3)
+    save_safetensors(m, tmp_path / "busy.safetensors")
+    cat = str(tmp_path / "cat")
+    run("normalize", str(tmp_path / "busy.safetensors"), "-r", RULES3, "--store", "-c", cat)
+    removed = steps[0].changes["removed"]
+    assert removed == 1  # the dead neuron of busy_net
+    out = run("lineage", m.id[:8], "-c", cat)
+    assert f"{removed} removed" in out and f"-{removed} removed" not in out
+    # the stored child's parent is the intermediate after `duplicates`, never stored
+    shown = run("show", child.id[:8], "-c", cat)
+    assert f"← canonical {steps[1].child_id[:12]} (not stored" in shown
+    assert f"derived from {m.id[:12]} busy by {RULES3}" in shown
+    info = json.loads(run("show", child.id[:8], "-c", cat, "--json"))
+    assert [r["stored"] for r in info["derived_from"]] == [False]
+    assert info["origins"] == [
+        {"model_id": m.id, "name": "busy", "rules": ["dead", "duplicates", "canonical"]}
+    ]
+    parent = run("show", m.id[:8], "-c", cat)
+    assert f"→ dead {steps[0].child_id[:12]} (not stored" in parent
+
+
 def test_lineage_of_an_unstored_intermediate_by_prefix(tmp_path):
     m = busy_net()
     _, steps = normalize(m, RULES3)

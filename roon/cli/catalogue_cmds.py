@@ -215,6 +215,8 @@ def show(
 
     Example: roon show ACASXU_experimental_v2a_1_1
     """
+    from rich.markup import escape
+
     from roon.query.inspect import describe_model
 
     info = describe_model(catalogue, model)
@@ -246,7 +248,15 @@ def show(
         for step in info[direction]:
             arrow = "←" if direction == "derived_from" else "→"
             other = step["parent_id"] if direction == "derived_from" else step["child_id"]
-            out.print(f"{arrow} {step['rule']} {other[:12]}")
+            where = "" if step["stored"] else " (not stored: an intermediate step or removed)"
+            out.print(escape(f"{arrow} {step['rule']} {other[:12]}{where}"))
+    for origin in info["origins"]:
+        if not any(s["parent_id"] == origin["model_id"] for s in info["derived_from"]):
+            name = f" {origin['name']}" if origin["name"] else ""
+            rules = ",".join(origin["rules"])
+            out.print(escape(f"derived from {origin['model_id'][:12]}{name} by {rules}"))
+    if info["derived_from"] and not info["origins"]:
+        out.print("derived from models not in this catalogue ('roon lineage' shows the steps)")
 
 
 def sql(

@@ -162,7 +162,7 @@ def _edge_label(edge: dict[str, Any]) -> str:
     if len(params) > 60:
         params = params[:57] + "..."
     changes = edge["changes"] if isinstance(edge["changes"], dict) else {}
-    facts = [f"-{changes['removed']} removed"] if changes.get("removed") else []
+    facts = [f"{changes['removed']} removed"] if changes.get("removed") else []
     if changes.get("merged"):
         facts.append(f"{changes['merged']} merged")
     facts.append(f"max Δ {edge['max_output_change']:.3g}")

@@ -1,4 +1,4 @@
-"""Exact excited-state signatures of neurons (see DESIGN: signatures).
+"""Exact excited-state signatures of neurons (README, "Signatures").
 
 Public: :func:`signatures` (one batch of neurons → :class:`SignatureBatch`) and
 :func:`is_equivalent_to`. The op's faces live beside them: ``exhaustive_ref`` (NumPy,

@@ -4,7 +4,7 @@ When the stored weights are integers after removing a common scale — the exact
 of :func:`roon.kernels.exact.to_integers` divided by their gcd, as for int8-quantised
 layers stored in any float format — the number of inputs reaching each weighted sum is
 the coefficient polynomial ``cnt = Π_i (1 + z^a_i)`` over ``a_i = |w_i|/g``
-(pseudo-polynomial counting, notes §2.1–2.2). Its coefficients reach ``2^n``, so they are
+(pseudo-polynomial counting, as for subset sum). Its coefficients reach ``2^n``, so they are
 kept as exact Python integers in a numpy object array; adding 784 shifted copies of a
 50 000-entry array of ~800-bit integers takes ~0.4 s, faster here than multi-modular
 arithmetic (13 primes of 63 bits), which needs a reconstruction on top.

@@ -5,17 +5,17 @@ really an AND of two of its inputs? — exactly, in two senses:
 
 ``others="zero"``
     The large neuron restricted to the mapped inputs, every other input held at 0, equals
-    the small neuron positionally (the matching semantics of DESIGN, "Where a circuit
-    appears"). Without a mapping, an injective one is searched for: both functions are
+    the small neuron positionally (small input ``i`` is large input
+    ``mapping[i]``). Without a mapping, an injective one is searched for: both functions are
     threshold functions, so they agree up to a permutation iff their truth tables over
-    ascending-weight positions agree (notes §1.1), and the search only tries mappings
+    ascending-weight positions agree (README: Signatures), and the search only tries mappings
     that preserve the weight order. It fills the small positions in that order, and at
     each step narrows every unfilled position to an interval of large inputs (sorted by
     weight) by exact bounds, pruning a branch as soon as one is empty (see
     :func:`_search`). The search is capped; past the cap a
     :class:`~roon.errors.InvalidArgumentError` asks for a mapping.
 ``others="free"``
-    The whole large neuron, all other inputs free, is the small gate (notes §2.4): the
+    The whole large neuron, all other inputs free, is the small gate: the
     unmapped inputs must all be irrelevant — by the prefix property the large neuron's
     relevant inputs are its top ``k_rel`` by ``|w|`` — and the reduced functions must
     agree. ``O(n log n + k·2^k)``.

@@ -15,7 +15,7 @@ A :class:`Row` is one neuron in integer arithmetic, in one of two forms:
 decision, again on the exact row. The same code serves both forms because numpy sorts,
 searches and sums object arrays with Python's exact integer comparisons.
 
-The meet-in-the-middle count (Horowitz & Sahni 1974; notes §2.2) splits the inputs into
+The meet-in-the-middle count (Horowitz & Sahni 1974) splits the inputs into
 halves ``A`` and ``B``, sorts the ``2^|B|`` subset sums of ``B`` once, and finds for every
 subset of ``A`` how many subsets of ``B`` complete it to an excited input: ``O(n·2^(n/2))``
 time and ``O(2^(n/2))`` memory, against ``O(2^n)`` for enumeration.

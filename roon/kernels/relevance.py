@@ -1,11 +1,11 @@
 """Relevant inputs of a threshold neuron: certificates, the exact prefix test, ``k_rel``.
 
 Input ``i`` is *relevant* when some assignment of the other inputs makes the output
-change with ``x_i``. Deciding it is NP-hard (subset sum; notes §2.3), but three facts
+change with ``x_i``. Deciding it is NP-hard (it contains subset sum), but three facts
 make it cheap in practice:
 
 * **Prefix property.** The relevant inputs are a prefix of the ``|w|``-descending order
-  (tied ``|w|`` are all relevant or all irrelevant). Binary domain: notes §2.3. Signed
+  (tied ``|w|`` are all relevant or all irrelevant). Binary domain: as below, v ∈ {0,1}. Signed
   domain ``{-1,0,1}``, proved here. Flip signs so every weight is ``a >= 0`` (the domain
   is symmetric). ``j`` is relevant iff the others can put ``c = b + Σ_{k≠j} a_k x_k`` in
   ``(-a_j, a_j]`` (then ``c - a_j <= 0 < c + a_j``). Let ``a_i >= a_j`` and take a witness

@@ -33,8 +33,8 @@ __all__ = [
 # in C and 3^12 signed ones ~1.5 ms (benchmarks/RESULTS.md); above, the beyond-exhaustive
 # methods (MITM ~2 ms at n = 24) are as fast and grow as 2^(n/2).
 EXHAUSTIVE_LIMIT = {"binary": 20, "signed": 12}
-# With the Triton GPU path 2^24 inputs per neuron are ~2 µs of H100 time (roofline
-# estimate, notes/algorithms.md §3; not measured: no GPU was available).
+# With the Triton GPU path 2^24 inputs per neuron are ~2 µs of H100 time (a roofline
+# estimate, ~10^13 subsets/s; not measured: no GPU was available).
 GPU_EXHAUSTIVE_LIMIT = {"binary": 24, "signed": 12}
 # Hard caps on exhaustive_limit: beyond them enumeration takes hours per neuron.
 _MAX_EXHAUSTIVE = {"binary": 32, "signed": 20}
@@ -160,7 +160,7 @@ def signatures(
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> SignatureBatch:
-    """Exact excited-state signatures of neurons ``(w, b)`` (see DESIGN: signatures).
+    """Exact excited-state signatures of neurons ``(w, b)`` (README, "Signatures").
 
     A neuron is *excited* on an input ``x`` iff ``w·x + b > 0`` (strict) in exact
     arithmetic over the stored floats, with ``x`` in ``{0,1}^n`` (``binary``) or

@@ -116,6 +116,11 @@ def resolve_model(root: Path, ref: str, *, lineage: bool = False) -> str:
         return hits[0]
     if hits:
         raise _ambiguous(root, ref, hits)
+    if len(ref) < MIN_PREFIX and all(c in "0123456789abcdefABCDEF" for c in ref):
+        raise CatalogueError(
+            f"no model named {ref!r} in {root}, and an id prefix needs at least "
+            f"{MIN_PREFIX} characters; 'roon models' lists them"
+        )
     raise CatalogueError(f"no model {ref!r} in {root}; 'roon models' lists them")
 
 

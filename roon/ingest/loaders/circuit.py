@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 CIRCUIT_DOMAINS = ("binary", "signed")
-"""Input domains a circuit may declare (the signature domains of DESIGN.md)."""
+"""Input domains a circuit may declare (the signature domains: README, "Signatures")."""
 
 MAX_CIRCUIT_BYTES = 4 * 1024 * 1024
 """Largest circuit file read: a reference circuit has a few dozen weights, and a 4 MiB file
