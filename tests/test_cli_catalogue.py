@@ -122,6 +122,47 @@ def test_errors_are_one_line_exit_1(tmp_path: Path, catalogue: Path, args, needl
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["ingest"], "Missing argument"),
+        (["ingest", ACAS, "--bogus"], "No such option: --bogus"),
+        (["ingest", ACAS, "--input-domain", "ternary"], "'ternary' is not one of"),
+        (["ingest", ACAS, "--min-weight", "lots"], "Invalid value for '--min-weight'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["normalize"], "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_1_and_touch_nothing(catalogue: Path, args, needle):
+    result = roon(*args, "--catalogue", catalogue)
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("roon: error: ") and needle in lines[0]
+    assert "--help" in lines[0] and "╭" not in result.stderr
+    assert not catalogue.exists()
+
+
+def test_roon_alone_prints_help_and_succeeds():
+    result = roon()
+    assert result.exit_code == 0 and "Usage: roon" in result.stdout
+
+
+def test_a_bug_is_one_line_that_says_so(monkeypatch, catalogue: Path):
+    from roon.query import inspect as inspect_module
+
+    def broken(*args, **kwargs):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    roon("ingest", ACAS, "--catalogue", catalogue)
+    monkeypatch.setattr(inspect_module, "describe_model", broken)
+    result = roon("show", "ACASXU_experimental_v2a_1_1", "--catalogue", catalogue)
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("roon: error: internal error, a bug in roon (TypeError: ")
+    assert "roon --debug" in line
+
+
 def test_models_show_and_sql_formats(catalogue: Path):
     roon("ingest", ACAS, "--catalogue", catalogue)
     models = json.loads(roon("models", "-c", catalogue, "--json").stdout)

@@ -335,7 +335,8 @@ def test_export_command(tmp_path: Path) -> None:
     )
     assert as_json.exit_code == 0
     bad = _invoke("graph", "export", "--format", "graphml", str(out))
-    assert bad.exit_code == 2
+    assert bad.exit_code == 1  # a usage error: one line, exit 1 like every error
+    assert bad.stderr.strip().count("\n") == 0 and "graphml" in bad.stderr
 
 
 def test_fake_result_is_the_shape_the_store_reads() -> None:

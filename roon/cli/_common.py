@@ -19,17 +19,65 @@ from roon.progress import Progress
 STATE = {"debug": False}
 
 
+def _click_exceptions() -> Any:
+    """The click exception classes typer raises (typer >= 0.20 vendors click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older typer: click itself
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"roon: error: {message}", err=True)
+    sys.exit(1)
+
+
 class RoonGroup(TyperGroup):
-    """Command group that turns library errors into one line and exit code 1."""
+    """Command group in which every error ends as one line on stderr and exit code 1.
+
+    Library errors (:class:`~roon.errors.RoonError`, ``OSError``) say what is wrong and
+    the fix; usage errors (an unknown option, a missing argument, a bad value) keep
+    click's message and point at ``--help`` instead of drawing a box and exiting with 2;
+    anything else is a bug in roon, reported as such. ``roon --debug`` shows tracebacks.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        errors = _click_exceptions()
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except errors.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help())  # `roon` alone asks for help: not an error
+                sys.exit(0)
+            hint = ""
+            if isinstance(exc, errors.UsageError) and ctx is not None:
+                hint = f" (see '{ctx.command_path} --help')"
+            _fail(f"{one_line(exc.format_message())}{hint}")
+        except (typer.Abort, getattr(errors, "Abort", typer.Abort)):
+            _fail("aborted")
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: typer.Context) -> Any:
+        passing = (typer.Exit, typer.Abort, _click_exceptions().ClickException)
         try:
             return super().invoke(ctx)
         except (RoonError, OSError) as exc:
             if STATE["debug"]:
                 traceback.print_exc()
-            typer.echo(f"roon: error: {one_line(exc) or type(exc).__name__}", err=True)
-            raise typer.Exit(1) from None
+            _fail(one_line(exc) or type(exc).__name__)
+        except passing:
+            raise
+        except Exception as exc:  # a bug: say so in one line, the traceback on --debug
+            if STATE["debug"]:
+                traceback.print_exc()
+            _fail(
+                f"internal error, a bug in roon ({type(exc).__name__}: {one_line(exc)[:200]}); "
+                "run with 'roon --debug ...' for the traceback and please report it"
+            )
 
 
 CatalogueOption = Annotated[
