@@ -285,8 +285,9 @@ def _ingest_source(
     if written and was_present:
         notes.append("rebuilt: replaced the stored model (--force)")
     elif not written:
-        options = {"input_domain": input_domain, "min_weight": min_weight}
-        differs = stored_options_note(catalogue, final.id, **options)
+        differs = stored_options_note(
+            catalogue, final.id, input_domain=input_domain, min_weight=min_weight
+        )
         notes.extend([differs] if differs else [])
     return IngestResult(
         source=label,
@@ -330,7 +331,10 @@ def _expanded(sources: list[Any]) -> list[Path | IngestResult | Any]:
         except CatalogueError as exc:
             items.append(IngestResult(os.fspath(source), "failed", reason=one_line(exc)))
             continue
-        items.extend(f for f in files if not (f in seen or seen.add(f)))
+        for file in files:
+            if file not in seen:
+                seen.add(file)
+                items.append(file)
     return items
 
 

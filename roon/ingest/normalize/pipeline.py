@@ -351,7 +351,9 @@ def derived_name(name: str, rules: str | Sequence[RuleLike]) -> str:
     else:
         items = [rules] if isinstance(rules, Rule) or callable(rules) else list(rules)
         label = ",".join(
-            r if isinstance(r, str) else getattr(r, "name", None) or getattr(r, "__name__", "rule")
+            r
+            if isinstance(r, str)
+            else str(getattr(r, "name", "") or getattr(r, "__name__", "rule"))
             for r in items
         )
     return f"{name or 'model'}+{label}"
