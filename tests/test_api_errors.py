@@ -74,6 +74,7 @@ ACCEPTED = {
     ("ingest_models sources", "[1, 2]"),
     ("ingest_models sources", "array([0., 0., 0.])"),
     ("ingest_models normalize", "None"),
+    ("ingest_models input_domain", "None"),  # None: each model's own input_domain metadata
     ("ingest_models backend", "None"),
     ("signatures backend", "None"),
     ("ingest_models sources", "None"),

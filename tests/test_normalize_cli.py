@@ -195,3 +195,44 @@ def test_normalize_says_when_no_input_domain_was_declared(tmp_path, model_file):
     assert json.loads(out.with_suffix(".json").read_text())["input_bounds"] == [0.0, 1.0]
     rescale = invoke("normalize", model_file, "-r", "rescale", "-o", out)  # no box involved
     assert rescale.exit_code == 0 and "no input domain" not in rescale.output
+
+
+@pytest.mark.parametrize(
+    "command", ["ingest", "normalize", "compare-tokens", "compare", "where", "compare-activations"]
+)
+def test_every_command_that_loads_model_files_takes_the_activation(command):
+    import typer
+
+    group = typer.main.get_command(app)
+    options = {o for p in group.commands[command].params for o in p.opts}
+    assert "--activation" in options
+
+
+def test_compare_where_and_compare_activations_read_the_activation(tmp_path, silu_pt):
+    import json
+
+    import numpy as np
+
+    from roon.ingest.loaders import load_model
+
+    silu = load_model(silu_pt, activation="silu")
+    cat = tmp_path / "cat"
+    assert invoke("ingest", silu_pt, "--activation", "silu", "-c", cat).exit_code == 0
+    told = invoke("compare", silu_pt, silu.id, "-c", cat, "--activation", "silu", "--json")
+    assert told.exit_code == 0, told.output
+    result = json.loads(told.output)
+    assert result["a"]["model_id"] == result["b"]["model_id"] == silu.id
+    assert result["notes"] == []
+    guessed = invoke("compare", silu_pt, silu.id, "-c", cat)
+    assert guessed.exit_code == 0 and "activation relu assumed" in guessed.output
+    where = invoke("where", silu_pt, "-c", cat, "--activation", "silu")
+    assert where.exit_code == 0, where.output
+    assert "assumed" not in where.output
+    assumed = invoke("where", silu_pt, "-c", cat)
+    assert assumed.exit_code == 0 and "activation relu assumed" in assumed.output
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((16, 3)))
+    args = ["compare-activations", silu_pt, silu.id, "-i", tmp_path / "x.npy", "-c", cat]
+    same = invoke(*args, "--activation", "silu")
+    assert same.exit_code == 0 and "assumed" not in same.output, same.output
+    plain = invoke(*args)
+    assert plain.exit_code == 0 and "activation relu assumed" in plain.output

@@ -10,6 +10,7 @@ import typer
 
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
+    ActivationOption,
     CatalogueOption,
     Domain,
     JsonOption,
@@ -138,6 +139,7 @@ def compare_activations(
         ),
     ] = False,
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    activation: ActivationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare two models by their activations: matched neurons, CKA, weight signatures.
@@ -156,7 +158,13 @@ def compare_activations(
 
     if plot is not None and not plot.expanduser().parent.is_dir():
         raise InvalidArgumentError(f"--plot {plot}: folder {plot.parent} does not exist")
-    models = [load_model_ref(ref, catalogue) for ref in (a, b)]
+    models = [load_model_ref(ref, catalogue, activation=activation) for ref in (a, b)]
+    if not as_json:
+        from roon.ingest.loaders import load_notes
+
+        for ref, model in zip((a, b), models, strict=True):
+            for note in load_notes(model):
+                console().print(f"note: {ref}: {note}", markup=False)
     if save:
         require_catalogued(catalogue, models)  # refuse before the work, not after it
     with ProgressBars() as bars:

@@ -10,6 +10,7 @@ import typer
 
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
+    ActivationOption,
     CatalogueOption,
     JsonOption,
     ProgressBars,
@@ -68,6 +69,7 @@ def where(
     save: Annotated[
         bool, typer.Option(help="Save the embeddings to the catalogue's matches table.")
     ] = False,
+    activation: ActivationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Where does a circuit appear? Every embedding, confirmed and functionally checked.
@@ -88,6 +90,7 @@ def where(
             tolerance=tolerance,
             save=save,
             progress=None if as_json else bars,
+            activation=activation,
         )
     if as_json:
         print_json(
@@ -229,6 +232,7 @@ def compare(
     a: Annotated[str, typer.Argument(help="First model: file or catalogue reference.")],
     b: Annotated[str, typer.Argument(help="Second model: file or catalogue reference.")],
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    activation: ActivationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare two models: shared signatures, layer containment both ways, embeddings.
@@ -237,11 +241,13 @@ def compare(
     """
     from roon.query.compare import compare as run
 
-    result = run(a, b, catalogue)
+    result = run(a, b, catalogue, activation=activation)
     if as_json:
         print_json(result)
         return
     out = console()
+    for note in result["notes"]:
+        out.print(f"note: {note}", markup=False)
     na, nb = result["a"]["name"], result["b"]["name"]
     shared = result["shared_neurons"]
     out.print(

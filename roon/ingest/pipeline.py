@@ -285,8 +285,9 @@ def _ingest_source(
     if written and was_present:
         notes.append("rebuilt: replaced the stored model (--force)")
     elif not written:
+        domain = model_input_domain(final, input_domain)
         differs = stored_options_note(
-            catalogue, final.id, input_domain=input_domain, min_weight=min_weight
+            catalogue, final.id, input_domain=domain, min_weight=min_weight
         )
         notes.extend([differs] if differs else [])
     return IngestResult(
@@ -351,7 +352,9 @@ def _check_options(
     from roon.ingest.rows import INPUT_DOMAINS
     from roon.kernels.dispatch import resolve_backend
 
-    if not isinstance(input_domain, str) or input_domain not in INPUT_DOMAINS:
+    if input_domain is not None and (
+        not isinstance(input_domain, str) or input_domain not in INPUT_DOMAINS
+    ):
         raise InvalidArgumentError(
             f"input_domain={input_domain!r}; expected one of {', '.join(INPUT_DOMAINS)}"
         )

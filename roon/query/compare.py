@@ -94,15 +94,23 @@ def _one_way(a: MLP, b: MLP, ia: dict[str, Any], ib: dict[str, Any]) -> dict[str
 
 
 def compare(
-    a: str | os.PathLike[str], b: str | os.PathLike[str], catalogue: str | os.PathLike[str] | None
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
+    catalogue: str | os.PathLike[str] | None,
+    *,
+    activation: str | None = None,
 ) -> dict[str, Any]:
     """Compare two models (see the module docstring).
 
+    ``activation`` is the hidden activation of model files that store none.
+
     Returns:
         ``{"a": {...}, "b": {...}, "shared_neurons", "shared": [{"hash", "a", "b"}],
-        "a_in_b": {"contained": [...], "whole_model_at": [...]}, "b_in_a": {...}}``.
+        "a_in_b": {"contained": [...], "whole_model_at": [...]}, "b_in_a": {...},
+        "notes": [...]}`` (notes: e.g. that an activation was assumed).
     """
     from roon.errors import CatalogueError
+    from roon.ingest.loaders import load_notes
     from roon.store import load_model_ref, open_catalogue
 
     root = None
@@ -111,7 +119,7 @@ def compare(
             root = open_catalogue(catalogue)
         except CatalogueError:
             root = None
-    ma, mb = (load_model_ref(ref, catalogue) for ref in (a, b))
+    ma, mb = (load_model_ref(ref, catalogue, activation=activation) for ref in (a, b))
     ia, ib = _index(ma, root), _index(mb, root)
     ca = sum(_layer_hashes(ia).values(), Counter())
     cb = sum(_layer_hashes(ib).values(), Counter())
@@ -120,6 +128,7 @@ def compare(
         {"hash": h, "a": ca[h], "b": cb[h]} for h in sorted(both, key=lambda h: (-both[h], h))
     ]
     return {
+        "notes": [f"{ref}: {n}" for ref, m in ((a, ma), (b, mb)) for n in load_notes(m)],
         "a": {"model_id": ma.id, "name": ma.name, "widths": list(ma.widths)},
         "b": {"model_id": mb.id, "name": mb.name, "widths": list(mb.widths)},
         "shared_neurons": sum(both.values()),

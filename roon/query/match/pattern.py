@@ -84,10 +84,14 @@ def _model_pattern(mlp: MLP, source: str) -> Pattern:
 
 
 def load_pattern(
-    ref: str | os.PathLike[str], catalogue: str | os.PathLike[str] | None = None
+    ref: str | os.PathLike[str],
+    catalogue: str | os.PathLike[str] | None = None,
+    *,
+    activation: str | None = None,
 ) -> Pattern:
     """The pattern ``ref`` names: a library circuit, a circuit JSON, a model file, or a
-    catalogued model (id, id prefix or name), tried in that order.
+    catalogued model (id, id prefix or name), tried in that order. ``activation`` is the
+    hidden activation of a model file that stores none (default relu, noted as assumed).
 
     Raises:
         InvalidArgumentError: nothing of that name; the message lists the library.
@@ -102,7 +106,7 @@ def load_pattern(
         if path.suffix.lower() == ".json":
             c = load_circuit(path)
             return Pattern(c.name, c.computes, c.mlp, str(path), c.input_domain)
-        return _model_pattern(load_model(path), str(path))
+        return _model_pattern(load_model(path, activation=activation), str(path))
     if text.lower() in circuit_names():
         c = load_circuit(text)
         return Pattern(c.name, c.computes, c.mlp, f"library:{c.name}", c.input_domain)

@@ -235,6 +235,7 @@ def where(
     node_budget: int = DEFAULT_NODE_BUDGET,
     save: bool = False,
     progress: ProgressCallback | None = None,
+    activation: str | None = None,
 ) -> WhereResult:
     """Where does ``circuit`` appear in the catalogue? Every embedding, confirmed and checked.
 
@@ -257,6 +258,7 @@ def where(
         node_budget: the matcher's node budget per placement.
         save: write the embeddings to the catalogue's ``matches`` table (idempotent).
         progress: ``models`` events.
+        activation: hidden activation of a model file (as ``circuit``) that stores none.
 
     Raises:
         InvalidArgumentError: an unknown circuit (the message lists the library), a bad
@@ -264,6 +266,7 @@ def where(
         CatalogueError: no catalogue, an unknown model, or models written before the
             restricted-signature index existed (the message says to run ``roon reindex``).
     """
+    from roon.ingest.loaders import load_notes
     from roon.query.match.candidates import could_appear_in
     from roon.query.scan import scan_catalogue
     from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
@@ -276,13 +279,16 @@ def where(
             "give a tolerance > 0 and a strict tolerance in [0, 1)"
         )
     root = open_catalogue(catalogue)
-    pattern = circuit if isinstance(circuit, Pattern) else load_pattern(circuit, root)
+    if isinstance(circuit, Pattern):
+        pattern = circuit
+    else:
+        pattern = load_pattern(circuit, root, activation=activation)
     con = scan_catalogue(root)
     ids = sorted({resolve_model(root, m) for m in models}) if models else list_models(root)
     if not (models or include_derived or normalize):
         derived = _derived_models(con)
         ids = [m for m in ids if m not in derived]
-    notes: list[str] = []
+    notes: list[str] = [f"{pattern.source}: {n}" for n in load_notes(pattern.mlp)]
     if normalize:
         from roon.ingest.normalize import normalize as run_rules
 
