@@ -38,7 +38,7 @@ SELECT s.hash AS signature, any_value(s.domain) AS domain, any_value(s.fan_in) A
        list(DISTINCT m.name ORDER BY m.name) AS found_in,
        list(s.neuron_id ORDER BY s.neuron_id)[1:5] AS examples
 FROM signatures s JOIN models m USING (model_id) JOIN provenance p USING (model_id)
-WHERE s.exact AND ($derived OR p.format <> 'derived') AND ($constant OR s.relevant > 0)
+WHERE s.exact AND ($derived OR p.format <> $derived_format) AND ($constant OR s.relevant > 0)
 GROUP BY s.hash
 HAVING count(DISTINCT s.model_id) >= $min_models
 ORDER BY models DESC, neurons DESC, signature
@@ -71,7 +71,7 @@ FROM parts p
 JOIN signatures t ON t.neuron_id = p.target_id
 JOIN models m ON m.model_id = t.model_id
 JOIN provenance pr ON pr.model_id = t.model_id
-WHERE p.exact AND t.exact AND ($derived OR pr.format <> 'derived')
+WHERE p.exact AND t.exact AND ($derived OR pr.format <> $derived_format)
   AND ($constant OR t.relevant > 0)
 GROUP BY motif
 HAVING count(DISTINCT t.model_id) >= $min_models
@@ -124,6 +124,7 @@ def recurring(
         InvalidArgumentError: an unknown kind, ``min_models < 1`` or ``limit < 1``.
         CatalogueError: no catalogue.
     """
+    from roon.query.originals import DERIVED_FORMAT
     from roon.query.scan import scan_catalogue
 
     if kind not in KINDS:
@@ -135,6 +136,7 @@ def recurring(
     params: dict[str, Any] = {
         "min_models": min_models,
         "derived": include_derived,
+        "derived_format": DERIVED_FORMAT,
         "constant": include_constant,
         "limit": limit,
     }

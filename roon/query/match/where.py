@@ -177,9 +177,10 @@ def match_model(
     return found, search
 
 
-def _derived_models(con: Any) -> set[str]:
-    rows = con.sql("SELECT model_id FROM provenance WHERE format = 'derived'").fetchall()
-    return {r[0] for r in rows}
+def _original_models(con: Any) -> set[str]:
+    from roon.query.originals import ORIGINAL_MODELS_SQL
+
+    return {r[0] for r in con.sql(ORIGINAL_MODELS_SQL).fetchall()}
 
 
 def _stale(root: Path, ids: Sequence[str]) -> list[str]:
@@ -286,8 +287,8 @@ def where(
     con = scan_catalogue(root)
     ids = sorted({resolve_model(root, m) for m in models}) if models else list_models(root)
     if not (models or include_derived or normalize):
-        derived = _derived_models(con)
-        ids = [m for m in ids if m not in derived]
+        originals = _original_models(con)
+        ids = [m for m in ids if m in originals]
     notes: list[str] = [f"{pattern.source}: {n}" for n in load_notes(pattern.mlp)]
     if normalize:
         from roon.ingest.normalize import normalize as run_rules
