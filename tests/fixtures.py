@@ -81,6 +81,38 @@ def brute_binary(weights, bias) -> tuple[int, list[int], int, int]:
     return int(np.count_nonzero(exc)), chow, closest, sum(abs(v) for v in ints)
 
 
+def fraction_preactivations(mlp: MLP, x) -> list[list]:
+    """Oracle: every layer's pre-activations at point ``x`` in exact ``fractions.Fraction``
+    arithmetic over the stored floats (ReLU and linear layers only), written for the
+    tests independently of roon's dyadic kernel."""
+    from fractions import Fraction
+
+    h = [Fraction(float(v)) for v in x]
+    out = []
+    for layer in mlp.layers:
+        assert layer.activation in ("relu", "linear")
+        z = [
+            sum((Fraction(float(w)) * v for w, v in zip(row, h, strict=True)), Fraction(float(b)))
+            for row, b in zip(layer.weight.tolist(), layer.bias.tolist(), strict=True)
+        ]
+        out.append(z)
+        h = [max(v, Fraction(0)) for v in z] if layer.activation == "relu" else z
+    return out
+
+
+def train_xor(seed: int):
+    """A tiny torch MLP trained on XOR, seeded (~0.1 s): ``examples/train_xor.py``, the
+    script that makes the README's models, so the tests check the same training."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_xor.py"
+    spec = importlib.util.spec_from_file_location("roon_example_train_xor", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.train_xor(seed)
+
+
 def one_line_error(exc_type: type, path: Path, *fragments: str, load=None) -> str:
     """Load ``path`` (with ``load_model``, or ``load``); assert it fails with exactly
     ``exc_type`` and a one-line message that starts with the file and contains every
