@@ -39,6 +39,8 @@ _LAZY = {
     "token_similarity": "roon.ingest.tokenize",
     "signatures": "roon.kernels",
     "is_equivalent_to": "roon.kernels",
+    "equivalent": "roon.query.equivalent",
+    "recurring_input_space": "roon.query.input_space",
     "SignatureBatch": "roon.kernels",
     "capture": "roon.query.activations",
     "compare_activations": "roon.query.activations",

@@ -53,6 +53,7 @@ def _register() -> None:
         catalogue_cmds,
         circuit_cmds,
         graph_cmds,
+        input_space_cmds,
         match_cmds,
         normalize_cmds,
         signature_cmds,
@@ -68,6 +69,7 @@ def _register() -> None:
         circuit_cmds,
         match_cmds,
         zoo_cmds,
+        input_space_cmds,
     ):
         module.register(app)
 

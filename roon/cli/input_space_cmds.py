@@ -1,0 +1,94 @@
+"""The ``roon equivalent`` command: do two models compute the same function on an input space?"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from roon.cli._common import (
+    DEFAULT_CATALOGUE,
+    CatalogueOption,
+    JsonOption,
+    console,
+    parse_bounds,
+    print_json,
+)
+
+
+class Outputs(str, Enum):
+    boolean = "boolean"
+    real = "real"
+
+
+def equivalent(
+    a: Annotated[str, typer.Argument(help="First model: a file, or a catalogue reference.")],
+    b: Annotated[str, typer.Argument(help="Second model: a file, or a catalogue reference.")],
+    space: Annotated[
+        str,
+        typer.Option(
+            help="Points to compare on: auto (the box grid when the first model states its "
+            "input box, else binary), binary, signed, box, box:K, or a .npy probe file."
+        ),
+    ] = "auto",
+    input_bounds: Annotated[
+        str | None,
+        typer.Option(help="Input box LO,HI for every input (default: the first model's)."),
+    ] = None,
+    outputs: Annotated[
+        Outputs,
+        typer.Option(
+            help="boolean: output neurons fire (pre-activation > 0) on the same points, "
+            "exactly; real: output values within --tolerance."
+        ),
+    ] = Outputs.boolean,
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Real outputs agree when |a-b| <= tolerance*(1+max(|a|,|b|))."),
+    ] = 1e-6,
+    counterexample: Annotated[
+        bool, typer.Option("--counterexample", help="Show the first input where they differ.")
+    ] = False,
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    as_json: JsonOption = False,
+) -> None:
+    """Whether two models compute the same function on every point of an input space.
+
+    Exits 0 when they do, 2 when they do not (1 on errors).
+
+    Example: roon equivalent xor_seed0.pt xor_seed1.pt --space binary --counterexample
+    """
+    from roon.query.equivalent import equivalent as compare
+
+    found = compare(
+        a,
+        b,
+        space=space,
+        catalogue=catalogue,
+        input_bounds=parse_bounds(input_bounds),
+        outputs=outputs.value,
+        tolerance=tolerance,
+    )
+    if as_json:
+        print_json(found.to_dict(counterexample=counterexample))
+    else:
+        name_a, name_b = found.models
+        verdict = "equivalent" if found.equivalent else "NOT equivalent"
+        what = "output firing patterns" if found.outputs == "boolean" else "output values"
+        lines = [f"{name_a} and {name_b}: {verdict} on {found.description} ({what})"]
+        if not found.equivalent:
+            lines.append(f"they differ on {found.differing:,} of {found.points:,} points")
+        lines.append(f"largest output difference: {found.max_difference:.6g}")
+        if counterexample and found.counterexample is not None:
+            point = ", ".join(f"{v:.6g}" for v in found.counterexample)
+            lines.append(f"first differing input: [{point}]")
+        for line in lines:  # model names are user data: no rich markup
+            console().print(line, markup=False)
+    if not found.equivalent:
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``equivalent`` command to the roon app."""
+    app.command("equivalent")(equivalent)
