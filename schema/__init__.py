@@ -30,6 +30,7 @@ TABLES = (
     "signatures",
     "tokens",
     "restricted",
+    "input_space",
     "lineage",
     "matches",
     "activation_matches",

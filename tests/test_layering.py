@@ -21,6 +21,7 @@ LAYERS = [
     ("roon.ingest.tokenize", 3),
     ("roon.ingest.rows", 3),
     ("roon.ingest.derived", 3),
+    ("roon.ingest.spaces", 3),
     ("roon.store", 4),
     ("roon.ingest", 5),  # the package and its jobs: pipeline, reindex, normalize_job
     ("roon.query", 5),

@@ -108,6 +108,27 @@ class Domain(str, Enum):
     signed = "signed"
 
 
+class InputDomain(str, Enum):
+    """Signature domain of a model's inputs at ingest (``box``: every layer on its box)."""
+
+    binary = "binary"
+    signed = "signed"
+    box = "box"
+
+
+def parse_bounds(text: str | None, option: str = "--input-bounds") -> tuple[float, float] | None:
+    """``"LO,HI"`` → ``(lo, hi)`` (None stays None)."""
+    from roon.errors import InvalidArgumentError
+
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidArgumentError(f"{option} {text!r}; give LO,HI such as 0,1") from None
+    return lo, hi
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

@@ -12,11 +12,12 @@ from roon.cli._common import (
     DEFAULT_CATALOGUE,
     ActivationOption,
     CatalogueOption,
-    Domain,
+    InputDomain,
     JsonOption,
     ProgressBars,
     compact_activations,
     console,
+    parse_bounds,
     print_json,
     print_rows,
 )
@@ -33,9 +34,24 @@ def ingest(
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
     activation: ActivationOption = None,
     input_domain: Annotated[
-        Domain | None,
+        InputDomain | None,
         typer.Option(
-            help="Signature domain of the model inputs (default: the file's own, else binary)."
+            help="Signature domain of the model inputs (default: the file's own, else binary); "
+            "box: every layer judged on the corners of its own input box (see --input-bounds)."
+        ),
+    ] = None,
+    input_space: Annotated[
+        str,
+        typer.Option(
+            help="Points for input-space signatures: auto, none, binary, signed, box, "
+            "box:K (K per axis) or a .npy probe file."
+        ),
+    ] = "auto",
+    input_bounds: Annotated[
+        str | None,
+        typer.Option(
+            help="Input box LO,HI for every input (default: the model's metadata or .nnet "
+            "header, else 0,1); recorded in the model's metadata."
         ),
     ] = None,
     min_weight: Annotated[
@@ -60,7 +76,7 @@ def ingest(
 ) -> None:
     """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
 
-    Example: roon ingest models/*.nnet --catalogue cat
+    Example: roon ingest models/*.nnet --catalogue cat --input-domain box
     """
     from roon.ingest import ingest_models
 
@@ -77,6 +93,8 @@ def ingest(
             progress=None if as_json else bars,
             force=force,
             name=name,
+            input_space=input_space,
+            input_bounds=parse_bounds(input_bounds),
         )
     failed = [r for r in results if r.status == "failed"]
     if as_json:

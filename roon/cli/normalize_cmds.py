@@ -18,9 +18,9 @@ from roon.cli._common import (
     CatalogueOption,
     JsonOption,
     console,
+    parse_bounds,
     print_json,
 )
-from roon.errors import InvalidArgumentError
 from roon.ingest.tokenize import DEFAULT_STEP as DEFAULT_TOKEN_STEP
 
 RULE_HELP = (
@@ -28,16 +28,6 @@ RULE_HELP = (
     "rescale, canonical (exact); dead, duplicates, low-variance (approximate); "
     "preset 'exact' = constant,exact-duplicates,zero-out,rescale,canonical."
 )
-
-
-def _bounds(text: str | None) -> tuple[float, float] | None:
-    if text is None:
-        return None
-    try:
-        lo, hi = (float(part) for part in text.split(","))
-    except ValueError:
-        raise InvalidArgumentError(f"--input-bounds {text!r}; give LO,HI such as 0,1") from None
-    return lo, hi
 
 
 def normalize(
@@ -101,7 +91,7 @@ def normalize(
     from roon.ingest.normalize_job import normalize_model
 
     given = {
-        "input_bounds": _bounds(input_bounds),
+        "input_bounds": parse_bounds(input_bounds),
         "dead_threshold": dead_threshold,
         "dead_rescore": dead_rescore or None,
         "duplicate_threshold": duplicate_threshold,

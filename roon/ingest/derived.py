@@ -21,7 +21,7 @@ from roon.progress import ProgressCallback, shifted
 __all__ = ["DERIVED_TABLES", "derived_tables", "restricted_table", "signature_table"]
 
 # table -> definition version (see the module docstring).
-DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1, "restricted": 1}
+DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1, "restricted": 1, "input_space": 1}
 
 
 def signature_table(
@@ -33,6 +33,8 @@ def signature_table(
 ) -> Any:
     """The ``signatures`` rows of a model: every neuron, each layer in its input domain.
 
+    A ``box`` layer is judged on the corners of its input box, propagated from the
+    model's (:func:`roon.ingest.normalize.bounds.resolve_input_bounds`).
     ``progress`` receives ``neurons`` events counting over the whole model.
     """
     import pyarrow as pa
@@ -40,14 +42,22 @@ def signature_table(
     from roon.ingest.rows import neuron_ids
     from roon.kernels import signatures
 
+    boxes = _boxes(mlp) if "box" in domains else None
     parts = []
     done = 0
     label = mlp.name or mlp.id[:12]
     for i, layer in enumerate(mlp.layers):
         report = shifted(progress, done, mlp.n_neurons, label)
-        batch = signatures(
-            layer.weight, layer.bias, domain=domains[i], backend=backend, progress=report
-        )
+        if domains[i] == "box" and boxes is not None:
+            from roon.kernels.box import box_signatures
+
+            batch = box_signatures(
+                layer.weight, layer.bias, *boxes[i], backend=backend, progress=report
+            )
+        else:
+            batch = signatures(
+                layer.weight, layer.bias, domain=domains[i], backend=backend, progress=report
+            )
         done += layer.width
         table = batch.to_arrow()
         n = layer.width
@@ -90,6 +100,13 @@ def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
     return pa.concat_tables(parts)
 
 
+def _boxes(mlp: MLP) -> list[Any]:
+    from roon.ingest.normalize.bounds import resolve_input_bounds
+    from roon.kernels.box import layer_boxes
+
+    return layer_boxes(mlp, *resolve_input_bounds(mlp))
+
+
 def derived_tables(
     mlp: MLP,
     domains: Sequence[str],
@@ -97,6 +114,7 @@ def derived_tables(
     tables: Iterable[str] | None = None,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
+    input_space: Any = "auto",
 ) -> dict[str, Any]:
     """Compute derived tables of a model (all of :data:`DERIVED_TABLES` by default).
 
@@ -107,6 +125,8 @@ def derived_tables(
         tables: which derived tables to compute.
         backend: signature backend.
         progress: ``neurons`` events while signatures are computed.
+        input_space: the space of the ``input_space`` table: what
+            :func:`roon.ingest.spaces.resolve_space` takes (``auto`` follows ``domains[0]``).
 
     Raises:
         InvalidArgumentError: an unknown table name, or one domain per layer missing.
@@ -130,4 +150,9 @@ def derived_tables(
         out["tokens"] = tokens_table(mlp)
     if "restricted" in wanted:
         out["restricted"] = restricted_table(mlp, domains)
+    if "input_space" in wanted:
+        from roon.ingest.spaces import input_space_table, resolve_space
+
+        space = resolve_space(mlp, input_space, input_domain=domains[0])
+        out["input_space"] = input_space_table(mlp, space)
     return out

@@ -1,10 +1,10 @@
 """``ingest_models``: files in, catalogue rows out.
 
 For each source: load → (normalize) → structural rows and derived tables (signatures,
-tokens) → one atomic commit through :mod:`roon.store`. A source that fails (a path that
-names no model file included) is reported with its reason and the others go on; a model
-already in the catalogue is skipped before any expensive work; a new catalogue is
-created only when its first model is stored.
+tokens, restricted, input_space) → one atomic commit through :mod:`roon.store`. A source
+that fails (a path that names no model file included) is reported with its reason and the
+others go on; a model already in the catalogue is skipped before any expensive work; a new
+catalogue is created only when its first model is stored.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "model_input_domain",
     "store_derivation",
     "stored_options_note",
+    "with_input_bounds",
 ]
 
 # The model metadata entry that names the signature domain of its inputs (the zoo and the
@@ -127,18 +128,21 @@ def ingest_model(
     backend: str = "auto",
     progress: ProgressCallback | None = None,
     force: bool = False,
+    input_space: Any = "auto",
 ) -> bool:
     """Compute the rows of one model and commit it. False if it was already present.
 
     Args:
         mlp: the model.
         catalogue: an opened catalogue (:func:`roon.store.open_catalogue`).
-        input_domain: signature domain of the model inputs (``binary`` or ``signed``);
-            None takes the model's own (:func:`model_input_domain`).
+        input_domain: signature domain of the model inputs (``binary``, ``signed`` or
+            ``box``); None takes the model's own (:func:`model_input_domain`).
         min_weight: store only edges with ``|w| >= min_weight``.
         backend: signature backend.
         progress: ``neurons`` events while its signatures are computed.
         force: rebuild and replace the model if it is present.
+        input_space: the space of its input-space signatures
+            (:func:`roon.ingest.spaces.resolve_space`; default ``auto``).
     """
     from roon.ingest.derived import DERIVED_TABLES, derived_tables
     from roon.ingest.rows import layer_domains, model_tables
@@ -149,7 +153,9 @@ def ingest_model(
     input_domain = model_input_domain(mlp, input_domain)
     domains = layer_domains(mlp, input_domain)
     tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain)
-    tables.update(derived_tables(mlp, domains, backend=backend, progress=progress))
+    tables.update(
+        derived_tables(mlp, domains, backend=backend, progress=progress, input_space=input_space)
+    )
     return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES, replace=force)
 
 
@@ -200,6 +206,7 @@ def store_derivation(
     backend: str = "auto",
     progress: ProgressCallback | None = None,
     force: bool = False,
+    input_space: Any = "auto",
 ) -> tuple[bool, bool, int]:
     """Store a model, a model derived from it by normalizer steps, and the lineage rows.
 
@@ -221,11 +228,27 @@ def store_derivation(
             backend=backend,
             progress=progress,
             force=force and (m is parent or child.id != parent.id),
+            input_space=input_space,
         )
         for m in (parent, child)
     )
     added = write_rows(catalogue, "lineage", lineage_table(steps)) if steps else 0
     return wrote_parent, wrote_child, added
+
+
+def with_input_bounds(mlp: MLP, input_bounds: Any) -> MLP:
+    """``mlp`` with ``input_bounds`` recorded in its metadata (the id does not change), so
+    that the ``box`` domain and space find the same box again at ``roon reindex``.
+
+    Raises:
+        InvalidArgumentError: a malformed box.
+    """
+    if input_bounds is None:
+        return mlp
+    from roon.ingest.normalize.bounds import METADATA_KEY, compact_bounds, resolve_input_bounds
+
+    lo, hi = resolve_input_bounds(mlp, input_bounds)
+    return mlp.replace(metadata={**mlp.metadata, METADATA_KEY: compact_bounds(lo, hi)})
 
 
 def _label(source: Path | Any) -> str:
@@ -243,6 +266,7 @@ def _ingest_source(
     backend: str,
     progress: ProgressCallback | None,
     force: bool = False,
+    input_space: Any = "auto",
 ) -> IngestResult:
     from roon.ingest.loaders import load_notes
     from roon.store import has_model
@@ -258,6 +282,7 @@ def _ingest_source(
             backend=backend,
             progress=progress,
             force=force,
+            input_space=input_space,
         )
         final = mlp
     else:
@@ -281,6 +306,7 @@ def _ingest_source(
             backend=backend,
             progress=progress,
             force=force,
+            input_space=input_space,
         )
     if written and was_present:
         notes.append("rebuilt: replaced the stored model (--force)")
@@ -340,7 +366,7 @@ def _expanded(sources: list[Any]) -> list[Path | IngestResult | Any]:
 
 
 def _check_options(
-    input_domain: Any, min_weight: Any, normalize: Any, backend: Any
+    input_domain: Any, min_weight: Any, normalize: Any, backend: Any, input_space: Any = "auto"
 ) -> tuple[str, ...] | None:
     """Refuse bad ingest options once, before any source is read; returns the rule names.
 
@@ -350,7 +376,10 @@ def _check_options(
     import numbers
 
     from roon.ingest.rows import INPUT_DOMAINS
+    from roon.ingest.spaces import check_space_choice
     from roon.kernels.dispatch import resolve_backend
+
+    check_space_choice(input_space)
 
     if input_domain is not None and (
         not isinstance(input_domain, str) or input_domain not in INPUT_DOMAINS
@@ -406,6 +435,8 @@ def ingest_models(
     progress: ProgressCallback | None = None,
     force: bool = False,
     name: str | None = None,
+    input_space: Any = "auto",
+    input_bounds: Any = None,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -413,9 +444,10 @@ def ingest_models(
         sources: a file, folder, glob pattern or module, or a list of them.
         catalogue: catalogue directory; created when the first model is stored.
         activation: hidden activation to assume for files that store none (default relu).
-        input_domain: signature domain of layer 0 (``binary`` or ``signed``); None takes
-            each model's ``input_domain`` metadata entry (the zoo and circuit files record
-            one), else ``binary``.
+        input_domain: signature domain of layer 0 (``binary``, ``signed``, or ``box``: every
+            layer judged on the corners of its own input box); None takes each model's
+            ``input_domain`` metadata entry (the zoo and circuit files record one), else
+            ``binary``.
         min_weight: store only edges with ``|w| >= min_weight``.
         normalize: normalizer rules to apply (``"exact"``, ``"dead,canonical"`` or a list
             of names); the original model, the normalized one and the lineage between
@@ -430,6 +462,13 @@ def ingest_models(
         name: the model's name (default: the file stem, or the module's class name); only
             for a single source. A model derived by ``normalize`` is named
             ``<name>+<rules>``.
+        input_space: the space of the input-space signatures: ``auto`` (default),
+            ``none``, ``binary``, ``signed``, ``box``, ``box:K`` or a probe ``.npy`` file
+            (:func:`roon.ingest.spaces.resolve_space`).
+        input_bounds: the input box ``(lo, hi)`` (or per-input pairs) for the ``box``
+            domain and space; recorded in each model's metadata (``input_bounds``) so
+            that ``roon reindex`` finds it again. Default: the model's own (metadata, an
+            .nnet header), else ``[0, 1]``.
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names
@@ -445,7 +484,7 @@ def ingest_models(
     from roon.ingest.loaders import load_model
     from roon.store import open_catalogue
 
-    normalize = _check_options(input_domain, min_weight, normalize, backend)
+    normalize = _check_options(input_domain, min_weight, normalize, backend, input_space)
     root, exists = _target(catalogue)
     items = _expanded(_as_sources(sources))
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -463,7 +502,9 @@ def ingest_models(
             result = item
         else:
             try:
-                mlp = load_model(item, activation=activation, name=name)
+                mlp = with_input_bounds(
+                    load_model(item, activation=activation, name=name), input_bounds
+                )
             except RoonError as exc:
                 mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
             if mlp is not None:
@@ -480,6 +521,7 @@ def ingest_models(
                         backend=backend,
                         progress=progress,
                         force=force,
+                        input_space=input_space,
                     )
                 except RoonError as exc:
                     result = IngestResult(label, "failed", reason=one_line(exc))

@@ -3,6 +3,9 @@
 A catalogue written by an older roon lacks tables, or holds tables of an older
 definition (:data:`roon.ingest.derived.DERIVED_TABLES`); reindexing recomputes exactly
 those, per model, from ``model.safetensors`` — the original model files are not needed.
+The input space of the ``input_space`` table is the one recorded in its rows (a probe
+set's file must still be where it was); the box of the ``box`` domain is the one in the
+model's metadata.
 Each model is upgraded atomically (:func:`roon.store.write.replace_model_tables`), so a
 reindex can be interrupted at any point and run again: it resumes with the models still
 out of date.
@@ -13,6 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from roon.errors import RoonError, one_line
 from roon.progress import ProgressCallback, emit
@@ -37,6 +42,18 @@ class ReindexResult:
     status: str
     tables: tuple[str, ...] = ()
     reason: str | None = None
+
+
+def _recorded_space(root: Path, model_id: str) -> Any:
+    """The input space a model's ``input_space`` rows were computed on: its stored spec,
+    ``none`` when the table is there without rows, ``auto`` when it was never computed."""
+    from roon.ingest.spaces import stored_space
+    from roon.store import layout
+    from roon.store.read import read_model_table
+
+    if not layout.table_path(root, model_id, "input_space").is_file():
+        return "auto"
+    return stored_space(read_model_table(root, model_id, "input_space")) or "none"
 
 
 def reindex_catalogue(
@@ -84,7 +101,12 @@ def reindex_catalogue(
                 layers = read_model_table(root, model_id, "layers").sort_by("layer")
                 domains = layers.column("input_domain").to_pylist()
                 tables = derived_tables(
-                    mlp, domains, tables=todo, backend=backend, progress=progress
+                    mlp,
+                    domains,
+                    tables=todo,
+                    backend=backend,
+                    progress=progress,
+                    input_space=_recorded_space(root, model_id),
                 )
                 replace_model_tables(root, model_id, tables, {t: DERIVED_TABLES[t] for t in todo})
                 result = ReindexResult(model_id, name, "reindexed", tuple(todo))

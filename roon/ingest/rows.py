@@ -36,7 +36,7 @@ __all__ = [
     "model_tables",
 ]
 
-INPUT_DOMAINS = ("binary", "signed")
+INPUT_DOMAINS = ("binary", "signed", "box")
 # provenance.format of a model a normalizer derived from another (not read from a file)
 DERIVED_FORMAT = "derived"
 
@@ -47,11 +47,15 @@ def layer_domains(mlp: MLP, input_domain: str = "binary") -> list[str]:
     Layer 0 sees the model inputs (``input_domain``); a later layer sees ``binary``
     inputs after a non-negative activation (ReLU, sigmoid, softplus: a neuron is off or
     on), and ``signed`` ones otherwise (``relu(-x)`` must differ from a dead neuron).
+    ``box`` judges every layer on the corners of its own input box
+    (:mod:`roon.kernels.box`).
     """
     if input_domain not in INPUT_DOMAINS:
         raise InvalidArgumentError(
             f"input domain {input_domain!r}; expected one of {INPUT_DOMAINS}"
         )
+    if input_domain == "box":
+        return ["box"] * len(mlp.layers)
     domains = [input_domain]
     for prev in mlp.layers[:-1]:
         domains.append("binary" if prev.activation in NONNEGATIVE_ACTIVATIONS else "signed")
