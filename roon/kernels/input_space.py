@@ -212,30 +212,43 @@ def _evaluate_chunk(prep: _Prepared, start: int, x: np.ndarray) -> Chunk:
     for k, act in enumerate(prep.activations):
         fan_in = prep.weights[k].shape[1]
         g = _gamma(fan_in + 1)
+        c1 = 2.0 * g * (1.0 + _SLACK)  # on Σ|w||ĥ| + |b|
+        c2 = (1.0 + 2.0 * g) * (1.0 + _SLACK)  # on Σ|w|·e
+        c0 = 4.0 * (fan_in + 2) * _ETA * (1.0 + _SLACK)  # underflow
         with np.errstate(over="ignore", invalid="ignore"):
             z = h @ prep.weights[k].T
             z += prep.biases[k]  # [P, width]
-            bound = habs @ prep.abs_weights[k].T
-            bound += prep.abs_biases[k]  # Σ|w||ĥ| + |b|
             grid = _layer_grid(grid, prep.weight_exp[k], prep.bias_exp[k])
             free = None  # error-free entries: bound 0, the float value is exact
             if exact_in is not None and grid is not None and grid >= -1074:
+                mag = habs @ prep.abs_weights[k].T
+                mag += prep.abs_biases[k]  # Σ|w||ĥ| + |b|
                 limit = np.ldexp(1.0, 53 + grid) - (fan_in + 2) * _ETA
-                free = exact_in[:, None] & (bound * (1.0 + _SLACK) < limit)
+                free = exact_in[:, None] & (mag * (1.0 + _SLACK) < limit)
                 if not free.any():
                     free = None
-            bound *= 2.0 * g * (1.0 + _SLACK)
-            if err is not None:
-                spread = err @ prep.abs_weights[k].T
-                spread *= (1.0 + 2.0 * g) * (1.0 + _SLACK)
-                bound += spread
-            bound += 4.0 * (fan_in + 2) * _ETA * (1.0 + _SLACK)
+                bound = mag
+                bound *= c1
+                if err is not None:
+                    spread = err @ prep.abs_weights[k].T
+                    spread *= c2
+                    bound += spread
+            else:
+                # one product for both terms: |W|·(c1·|ĥ| + c2·e); its own rounding
+                # (γ_n relative) is covered by the doubling in c1 and the slack
+                scaled = habs * c1
+                if err is not None:
+                    scaled += err * c2
+                bound = scaled @ prep.abs_weights[k].T
+                bound += prep.abs_biases[k] * c1
+            bound += c0
             if free is not None:
                 bound[free] = 0.0
             unsure = ~(np.abs(z) > bound)  # NaN (overflow) is unsure too
             if free is not None:
                 unsure[free] = False  # exact values: a 0 is a tie, decided
-            signs.append(np.sign(z).astype(np.int8))
+            sign = np.sign(z).astype(np.int8)
+            signs.append(sign)
         count = unsure.sum(axis=0).astype(np.int64)
         none = np.zeros(z.shape[1], dtype=np.int64)
         if k < prep.exact_depth:
@@ -246,7 +259,7 @@ def _evaluate_chunk(prep: _Prepared, start: int, x: np.ndarray) -> Chunk:
             rechecked.append(none)
             uncertified.append(count)
         if act == "relu":
-            negative = z < -bound  # certainly negative: the output is exactly 0
+            negative = (sign < 0) & ~unsure  # certainly negative: the output is exactly 0
             h = np.maximum(z, 0.0, out=z)
             habs, err = h, bound
             err[negative] = 0.0
@@ -360,11 +373,13 @@ class _Hashes:
         self.uncertified = np.zeros(width, dtype=np.int64)
 
     def update(self, sign: np.ndarray, rechecked: np.ndarray, uncertified: np.ndarray) -> None:
-        fires = sign > 0  # [P, width]
-        packed = np.packbits(fires, axis=0, bitorder="little").T  # [width, P/8]
-        flipped = np.packbits(~fires, axis=0, bitorder="little").T  # pad bits stay 0
-        sign_t = np.ascontiguousarray(sign.T)
-        for j in range(sign.shape[1]):
+        sign_t = np.ascontiguousarray(sign.T)  # [width, P]
+        fires = sign_t > 0
+        packed = np.packbits(fires, axis=1, bitorder="little")  # [width, ceil(P/8)]
+        flipped = ~packed
+        if sign_t.shape[1] % 8:  # the pad bits of the last byte stay 0
+            flipped[:, -1] &= (1 << (sign_t.shape[1] % 8)) - 1
+        for j in range(sign_t.shape[0]):
             row = packed[j].tobytes()
             self.fire[j].update(row)
             self.comp[j].update(flipped[j].tobytes())
@@ -372,8 +387,8 @@ class _Hashes:
                 self.sign[j].update(sign_t[j].tobytes())
             if self.kept is not None:
                 self.kept[j].append(row)
-        self.fire_count += fires.sum(axis=0)
-        self.zero_count += (sign == 0).sum(axis=0)
+        self.fire_count += fires.sum(axis=1)
+        self.zero_count += (sign_t == 0).sum(axis=1)
         self.rechecked += rechecked
         self.uncertified += uncertified
 
