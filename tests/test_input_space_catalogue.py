@@ -199,6 +199,14 @@ def test_complements_join_a_feature_and_its_negation(tmp_path):
     assert pair.models == 2 and pair.neurons == 4 and len(pair.complemented) == 2
     assert pair.tasks == {"run": (2, 2)}
     assert int(pair.pattern, 16) in (0b0010, 0b1101) and pair.fire_count in (1, 3)
+    shown = roon_cli("recurring", "--space", "input", "--complements", "-c", cat, "--json")
+    assert shown.exit_code == 0, shown.output
+    [row] = json.loads(shown.stdout)
+    assert row["hash"] == pair.hash and row["models"] == 2 and len(row["complemented"]) == 2
+    plain = roon_cli("recurring", "--space", "input", "-c", cat)
+    assert plain.exit_code == 0 and "nothing recurs" in plain.stdout
+    wrong = roon_cli("recurring", "--complements", "--kind", "motif", "-c", cat)
+    assert wrong.exit_code == 1 and "--space input" in wrong.stderr
 
 
 def test_task_names_drop_a_trailing_seed_or_run_number():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from roon.cli._common import (
     console,
     parse_bounds,
     print_json,
+    print_rows,
 )
 
 
@@ -87,6 +89,50 @@ def equivalent(
             console().print(line, markup=False)
     if not found.equivalent:
         raise typer.Exit(2)
+
+
+def recurring_input(
+    catalogue: Path,
+    min_models: int,
+    include_derived: bool,
+    include_constant: bool,
+    limit: int,
+    complements: bool,
+    as_json: bool,
+) -> None:
+    """``roon recurring --space input``: input-space patterns found in several models."""
+    from dataclasses import asdict
+
+    from roon.query.input_space import recurring_input_space
+
+    found = recurring_input_space(
+        catalogue,
+        min_models=min_models,
+        complements=complements,
+        include_constant=include_constant,
+        include_derived=include_derived,
+        limit=limit,
+    )
+    if as_json:
+        print_json([asdict(r) for r in found])
+        return
+    rows = [
+        (
+            r.pattern if r.pattern is not None and len(r.pattern) <= 16 else r.hash[:12],
+            r.space,
+            f"{r.fire_count}/{r.points}",
+            ",".join(str(k) for k in r.layers),
+            r.models,
+            r.neurons,
+            len(r.complemented),
+            ", ".join(f"{t} {a}/{b}" for t, (a, b) in r.tasks.items()),
+        )
+        for r in found
+    ]
+    columns = ["pattern", "space", "fires", "layers", "models", "neurons", "complemented", "tasks"]
+    print_rows(columns, rows, title=f"recurring input-space patterns in ≥ {min_models} models")
+    if not found:
+        console().print(f"nothing recurs in {min_models} or more models")
 
 
 def register(app: typer.Typer) -> None:

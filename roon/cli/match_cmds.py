@@ -26,6 +26,11 @@ class Kind(str, Enum):
     motif = "motif"
 
 
+class Space(str, Enum):
+    local = "local"
+    input = "input"
+
+
 def _pairs(pairs: list[list[int]]) -> str:
     return " ".join(f"{a}→{b}" for a, b in pairs)
 
@@ -158,6 +163,21 @@ def recurring(
         bool, typer.Option(help="Count neurons that never (or always) fire too.")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 20,
+    space: Annotated[
+        Space,
+        typer.Option(
+            help="local: exact signatures (data-free); input: input-space firing patterns "
+            "on the models' own inputs (neurons at any depth)."
+        ),
+    ] = Space.local,
+    complements: Annotated[
+        bool,
+        typer.Option(
+            "--complements",
+            help="With --space input: a neuron firing exactly where "
+            "another does not counts as the same feature.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Which circuits recur across models? Exact functions or motifs, most frequent first.
@@ -165,6 +185,18 @@ def recurring(
     Example: roon recurring --min-models 3 --kind motif
     """
     from roon.query.recurring import recurring as find
+
+    if space is Space.input or complements:
+        from roon.cli.input_space_cmds import recurring_input
+        from roon.errors import InvalidArgumentError
+
+        if kind is not Kind.neuron or space is not Space.input:
+            raise InvalidArgumentError(
+                "--space input counts neurons (--kind neuron); --complements needs --space input"
+            )
+        recurring_input(catalogue, min_models, include_derived, include_constant, limit,
+                        complements, as_json)  # fmt: skip
+        return
 
     rows = find(
         catalogue,

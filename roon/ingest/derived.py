@@ -74,15 +74,21 @@ def signature_table(
 
 
 def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
-    """The ``restricted`` rows of a model (:mod:`roon.kernels.restricted`), every layer."""
+    """The ``restricted`` rows of a model (:mod:`roon.kernels.restricted`), every layer.
+
+    ``box`` layers get none: the restricted index is defined on the binary and signed
+    domains only.
+    """
     import pyarrow as pa
 
     from roon.ingest.rows import neuron_ids
     from roon.kernels.restricted import restricted_rows
     from roon.schema import table_schema
 
-    parts = []
+    parts = [table_schema("restricted").empty_table()]
     for i, layer in enumerate(mlp.layers):
+        if domains[i] == "box":
+            continue
         rows = restricted_rows(layer.weight, layer.bias, domains[i])
         n = len(rows.hash)
         columns = {

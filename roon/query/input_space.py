@@ -8,7 +8,8 @@ are keyed by the smaller of the two digests, and the members that fire on the
 complement are listed apart.
 
 Constant patterns (a neuron firing on no point, or on every point) are left out by
-default: a dead unit recurs everywhere and says nothing.
+default: a dead unit recurs everywhere and says nothing. So are models derived by
+normalization (the same function as the model they came from), as in ``roon recurring``.
 
 Tasks: a model's task is its name without a trailing run or seed number
 (``xor_seed3`` → ``xor``, ``mlp-7`` → ``mlp``); each pattern reports in how many of each
@@ -79,8 +80,9 @@ WITH rows AS (
     SELECT i.*, m.name,
            CASE WHEN $complements AND i.complement_hash < i.hash
                 THEN i.complement_hash ELSE i.hash END AS key
-    FROM input_space i JOIN models m USING (model_id)
+    FROM input_space i JOIN models m USING (model_id) JOIN provenance p USING (model_id)
     WHERE ($constant OR (i.fire_count > 0 AND i.fire_count < i.points))
+      AND ($derived OR p.format <> 'derived')
       AND ($space IS NULL OR i.space = $space)
 )
 SELECT space_id, key, any_value(space) AS space, any_value(points) AS points,
@@ -114,6 +116,7 @@ def recurring_input_space(
     min_models: int = 2,
     complements: bool = False,
     include_constant: bool = False,
+    include_derived: bool = False,
     space: str | None = None,
     limit: int | None = None,
 ) -> list[RecurringPattern]:
@@ -124,6 +127,8 @@ def recurring_input_space(
         min_models: report patterns found in at least this many models (>= 1).
         complements: treat a pattern and its complement as one feature.
         include_constant: also report never- and always-firing patterns.
+        include_derived: also count models derived by normalization (the same function
+            as their parent; left out by default, as in :func:`roon.recurring`).
         space: only this space label (``binary``, ``box``, ...); default all.
         limit: at most this many patterns.
 
@@ -148,11 +153,19 @@ def recurring_input_space(
     params = {
         "complements": bool(complements),
         "constant": bool(include_constant),
+        "derived": bool(include_derived),
         "space": space,
         "min_models": min_models,
     }
     rows = con.execute(_QUERY, params).fetchall()
-    names = [r[0] for r in con.execute("SELECT name FROM models").fetchall()]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT m.name FROM models m JOIN provenance p USING (model_id) "
+            "WHERE $derived OR p.format <> 'derived'",
+            {"derived": bool(include_derived)},
+        ).fetchall()
+    ]
     per_task: dict[str, int] = {}
     for name in names:
         per_task[task_of(name)] = per_task.get(task_of(name), 0) + 1
