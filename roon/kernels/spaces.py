@@ -46,8 +46,8 @@ __all__ = [
 ]
 
 SPACE_KINDS = ("binary", "signed", "box", "probe")
-# Default limit on the points of one space: 2^20 (a 20-input binary cube) is ~0.3 s of
-# float64 evaluation for a 32-32-1 network on one core (benchmarks/RESULTS.md) and
+# Default limit on the points of one space: 2^20 (a 20-input binary cube) is ~3.5 CPU
+# seconds of certified evaluation for a 32-32-1 network (benchmarks/RESULTS.md) and
 # 128 KiB of pattern per neuron.
 MAX_POINTS = 1 << 20
 # Hard cap, whatever the caller asks: 2^24 points is ~16× the default's time and memory.
