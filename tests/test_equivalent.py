@@ -55,6 +55,7 @@ def test_roon_equivalent_says_the_xor_models_are_equivalent(xor_models):
         assert found["equivalent"] is True and found["space"] == "binary"
         assert found["points"] == 4 and found["counterexample"] is None
         assert found["max_difference"] > 0  # equal decisions, different logits
+        assert any("relu assumed" in note for note in found["notes"])  # state_dicts
     assert roon.equivalent(xor_models[0], xor_models[1], outputs="boolean").exact
 
 

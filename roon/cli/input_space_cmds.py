@@ -10,6 +10,7 @@ import typer
 
 from roon.cli._common import (
     DEFAULT_CATALOGUE,
+    ActivationOption,
     CatalogueOption,
     JsonOption,
     console,
@@ -53,6 +54,7 @@ def equivalent(
         bool, typer.Option("--counterexample", help="Show the first input where they differ.")
     ] = False,
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    activation: ActivationOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Whether two models compute the same function on every point of an input space.
@@ -71,6 +73,7 @@ def equivalent(
         input_bounds=parse_bounds(input_bounds),
         outputs=outputs.value,
         tolerance=tolerance,
+        activation=activation,
     )
     if as_json:
         print_json(found.to_dict(counterexample=counterexample))
@@ -78,7 +81,8 @@ def equivalent(
         name_a, name_b = found.models
         verdict = "equivalent" if found.equivalent else "NOT equivalent"
         what = "output firing patterns" if found.outputs == "boolean" else "output values"
-        lines = [f"{name_a} and {name_b}: {verdict} on {found.description} ({what})"]
+        lines = [f"note: {note}" for note in found.notes]
+        lines.append(f"{name_a} and {name_b}: {verdict} on {found.description} ({what})")
         if not found.equivalent:
             lines.append(f"they differ on {found.differing:,} of {found.points:,} points")
         lines.append(f"largest output difference: {found.max_difference:.6g}")

@@ -36,6 +36,7 @@ class Equivalence:
         outputs: ``boolean`` or ``real``.
         exact: the verdict is certified (boolean outputs, every decision exact).
         models: the two model names.
+        notes: what to know about how the model files were read (an assumed activation).
     """
 
     equivalent: bool
@@ -48,6 +49,7 @@ class Equivalence:
     outputs: str
     exact: bool
     models: tuple[str, str]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self, *, counterexample: bool = True) -> dict[str, Any]:
         """What ``roon equivalent --json`` prints (``counterexample`` null unless asked)."""
@@ -60,6 +62,7 @@ class Equivalence:
             "outputs": self.outputs,
             "exact": self.exact,
             "differing": self.differing,
+            "notes": list(self.notes),
         }
 
 
@@ -123,6 +126,7 @@ def equivalent(
         >>> roon.equivalent("xor_seed0.pt", "xor_seed1.pt").equivalent  # doctest: +SKIP
         True
     """
+    from roon.ingest.loaders import load_notes
     from roon.kernels.model_equivalence import compare_on_space
     from roon.store import load_model_ref
 
@@ -144,4 +148,10 @@ def equivalent(
         outputs=outputs,
         exact=result.exact,
         models=(ma.name or ma.id[:12], mb.name or mb.id[:12]),
+        notes=tuple(
+            f"{ref}: {note}"
+            for ref, m in ((a, ma), (b, mb))
+            if not isinstance(ref, MLP)
+            for note in load_notes(m)
+        ),
     )
