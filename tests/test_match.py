@@ -397,3 +397,20 @@ def test_normalize_compares_normalized_copies(tmp_path: Path):
     plain = {m.model_id for m in where("xor", root).verified}
     assert {m.model_id for m in result.verified}.isdisjoint(plain)
     assert {names[m.model_id] for m in result.verified} <= set(names.values())
+
+
+def test_box_domain_models_are_skipped_with_a_note(tmp_path: Path):
+    from roon import ingest_models
+    from roon.ingest.loaders import save_safetensors
+
+    rng = np.random.default_rng(4)
+    box, plain = tmp_path / "box.safetensors", tmp_path / "plain.safetensors"
+    for path in (box, plain):
+        mlp, _ = plant(load_circuit("xor").mlp, offset=0, rng=rng)
+        save_safetensors(mlp.replace(name=path.stem), path)
+    root = tmp_path / "cat"
+    ingest_models([box], root, input_domain="box", input_bounds=(0.0, 1.0), backend="ref")
+    ingest_models([plain], root, backend="ref")
+    result = where("xor", root)
+    assert {m.model for m in result.verified} == {"plain"}
+    assert any("box-domain layers were not searched" in n for n in result.notes)

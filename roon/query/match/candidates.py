@@ -54,6 +54,7 @@ class Filtered:
     placements: list[Placement] = field(default_factory=list)
     models: int = 0
     deep_enough: int = 0
+    unjudged: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -106,6 +107,11 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
         fits = False
         for o in range(n_layers - depth + 1):
             target = [info[o + j] for j in range(depth)]
+            if target[0][2] not in ("binary", "signed"):
+                # a box-domain layer (ingest --input-domain box) judges a neuron on the
+                # vertices of its own input box, which circuits do not describe
+                out.unjudged += 1
+                continue
             if target[0][0] < shapes[0][1]:
                 continue  # fewer inputs than the pattern
             if any(t[1] < s[0] for t, s in zip(target, shapes, strict=True)):
@@ -114,6 +120,11 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
             raw.append((model_id, o, tuple(t[2] for t in target)))
         out.deep_enough += fits
     if not raw:
+        if out.unjudged:
+            out.notes.append(
+                f"{out.unjudged} placements in box-domain layers were not searched: a circuit "
+                "is judged on the binary or signed cube"
+            )
         return out
     # the keys each pattern neuron accepts, per (layer, domain) that occurs
     keys: dict[tuple[int, str], list[NeuronKeys]] = {}
@@ -216,4 +227,9 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
         if placement is not None:
             out.placements.append(placement)
     out.notes = [f"{n} placements skipped: {why}" for why, n in sorted(dropped.items())]
+    if out.unjudged:
+        out.notes.append(
+            f"{out.unjudged} placements in box-domain layers were not searched: a circuit is "
+            "judged on the binary or signed cube (ingest those models without --input-domain box)"
+        )
     return out
