@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,11 +70,11 @@ def test_failure_between_files_leaves_catalogue_as_before(root: Path, monkeypatc
     calls = {"n": 0}
     real = write._write_parquet
 
-    def flaky(table: pa.Table, path: Path) -> None:
+    def flaky(name: str, rows: pa.Table, path: Path) -> int:
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk full (simulated)")
-        real(table, path)
+        return real(name, rows, path)
 
     monkeypatch.setattr(write, "_write_parquet", flaky)
     with pytest.raises(OSError, match="simulated"):
@@ -212,3 +213,84 @@ def test_a_creation_killed_before_its_marker_is_completed(tmp_path: Path):
         layout.open_catalogue(half)
     assert layout.open_catalogue(half, create=True) == half
     assert (half / layout.MARKER).is_file() and (half / "lineage").is_dir()
+
+
+def test_a_live_writer_whose_pid_is_not_visible_keeps_its_staging(root: Path):
+    """A writer in another PID namespace (a container sharing the volume): its process id
+    means nothing here, its lock does. Its staging folder must survive our cleanup."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        os.getpid = lambda: 999_999_999  # a pid that is not alive in this namespace
+        from fixtures import random_mlp, store_model
+        from roon.store import open_catalogue, write
+        real = write._write_parquet
+        def paused(*args):
+            print("writing", flush=True)
+            sys.stdin.readline()  # wait until the other process has cleaned staging
+            return real(*args)
+        write._write_parquet = paused
+        store_model(open_catalogue({str(root)!r}), random_mlp(seed=41))
+        """
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout.readline().strip() == "writing"
+        (staging,) = list((root / ".staging").iterdir())
+        store_model(root, random_mlp(seed=42))  # cleans crash debris first
+        assert staging.is_dir(), "a live writer's staging folder was removed"
+        other.stdin.write("\n" * 10)
+        other.stdin.flush()
+        assert other.wait(timeout=60) == 0
+    finally:
+        other.kill()
+    assert read.list_models(root) == sorted(random_mlp(seed=s).id for s in (41, 42))
+    assert list((root / ".staging").iterdir()) == []
+
+
+def test_debris_of_a_killed_writer_is_cleaned_by_its_free_lock(root: Path):
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from fixtures import random_mlp, store_model
+        from roon.store import open_catalogue, write
+        def die(*args):
+            os._exit(9)  # dies holding its staging folder, as kill -9 would leave it
+        write._write_parquet = die
+        store_model(open_catalogue({str(root)!r}), random_mlp(seed=43))
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 9
+    (debris,) = list((root / ".staging").iterdir())
+    assert read.list_models(root) == []  # invisible to readers
+    store_model(root, random_mlp(seed=44))
+    assert not debris.exists()
+    assert read.list_models(root) == [random_mlp(seed=44).id]
+
+
+def test_a_full_disk_names_the_file_and_leaves_the_catalogue_consistent(root: Path, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    first = abs_net()
+    store_model(root, first)
+    real = pq.ParquetWriter.write_table
+
+    def full(self, table, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    with pytest.raises(CatalogueError) as info:
+        store_model(root, random_mlp(seed=7))
+    message = str(info.value)
+    assert re.search(r"cannot write /\S+/\.staging/\w+/layers\.parquet: the disk", message)
+    assert "disk holding the catalogue is full" in message and "\n" not in message
+    assert write.is_disk_full(info.value)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    assert read.list_models(root) == [first.id]
+    assert list((root / ".staging").iterdir()) == []

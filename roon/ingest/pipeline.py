@@ -35,6 +35,7 @@ __all__ = [
 # The model metadata entry that names the signature domain of its inputs (the zoo and the
 # circuit loader write it); an explicit ``input_domain`` argument wins over it.
 INPUT_DOMAIN_KEY = "input_domain"
+_SKIPPED = "not tried: the disk holding the catalogue is full (see the failure above)"
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class IngestResult:
 
     Attributes:
         source: the path (or module description) as given.
-        status: ``ingested``, ``present`` (already in the catalogue) or ``failed``.
+        status: ``ingested``, ``present`` (already in the catalogue), ``failed``, or
+            ``skipped`` (not tried: the disk filled up on an earlier source).
         model_id: id of the stored model (the normalized one with ``--normalize``).
         name: model name.
         neurons: non-input neurons of the model.
@@ -152,7 +154,7 @@ def ingest_model(
         return False
     input_domain = model_input_domain(mlp, input_domain)
     domains = layer_domains(mlp, input_domain)
-    tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain)
+    tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain, stream=True)
     tables.update(
         derived_tables(mlp, domains, backend=backend, progress=progress, input_space=input_space)
     )
@@ -474,6 +476,9 @@ def ingest_models(
         One :class:`IngestResult` per model file or module, in order; a path that names
         no model file (missing, an empty folder, a pattern matching nothing) is one
         ``failed`` result. Failures do not raise.
+        When the disk holding the catalogue fills up, the failing model's reason names
+        the file that could not be written and the sources after it are ``skipped``;
+        what was committed before stays, whole.
 
     Raises:
         CatalogueError: the catalogue cannot be opened or created.
@@ -494,9 +499,15 @@ def ingest_models(
             f"name={name!r} names one model, but the sources hold {len(items)}; "
             "ingest them one at a time to name each"
         )
-    results = []
+    from roon.store.write import is_disk_full
+
+    results: list[IngestResult] = []
+    disk_full = False
     for number, item in enumerate(items):
         label = item.source if isinstance(item, IngestResult) else _label(item)
+        if disk_full:  # every later commit would fail the same way: stop cleanly
+            results.append(IngestResult(label, "skipped", reason=_SKIPPED))
+            continue
         emit(progress, "models", number, len(items), Path(label).name)
         if isinstance(item, IngestResult):
             result = item
@@ -525,6 +536,7 @@ def ingest_models(
                     )
                 except RoonError as exc:
                     result = IngestResult(label, "failed", reason=one_line(exc))
+                    disk_full = is_disk_full(exc)
         emit(progress, "models", number + 1, len(items), Path(label).name)
         results.append(result)
     return results

@@ -22,7 +22,7 @@ from typing import Any
 from roon.errors import RoonError, one_line
 from roon.progress import ProgressCallback, emit
 
-__all__ = ["ReindexResult", "reindex_catalogue"]
+__all__ = ["ReindexResult", "reindex_catalogue", "reindex_model"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,38 @@ def _recorded_space(root: Path, model_id: str) -> Any:
     return stored_space(read_model_table(root, model_id, "input_space")) or "none"
 
 
+def reindex_model(
+    root: Path,
+    model_id: str,
+    tables: Sequence[str],
+    *,
+    backend: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Recompute the given derived tables of one stored model from its weights, atomically.
+
+    Raises:
+        CatalogueError: damaged weights or ``layers`` table (named, with the fix).
+    """
+    from roon.ingest.derived import DERIVED_TABLES, derived_tables
+    from roon.store import load_catalogued_model
+    from roon.store.read import read_model_table
+    from roon.store.write import replace_model_tables
+
+    mlp = load_catalogued_model(root, model_id)
+    layers = read_model_table(root, model_id, "layers").sort_by("layer")
+    domains = layers.column("input_domain").to_pylist()
+    computed = derived_tables(
+        mlp,
+        domains,
+        tables=tables,
+        backend=backend,
+        progress=progress,
+        input_space=_recorded_space(root, model_id),
+    )
+    replace_model_tables(root, model_id, computed, {t: DERIVED_TABLES[t] for t in tables})
+
+
 def reindex_catalogue(
     catalogue: str | os.PathLike[str],
     *,
@@ -80,11 +112,10 @@ def reindex_catalogue(
     Raises:
         CatalogueError: no catalogue, or a reference that matches no model.
     """
-    from roon.ingest.derived import DERIVED_TABLES, derived_tables
-    from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
+    from roon.ingest.derived import DERIVED_TABLES
+    from roon.store import list_models, open_catalogue, resolve_model
     from roon.store.migrate import stale_tables
-    from roon.store.read import model_names, read_model_table
-    from roon.store.write import replace_model_tables
+    from roon.store.read import model_names
 
     root = open_catalogue(catalogue)
     ids = sorted({resolve_model(root, r) for r in models}) if models else list_models(root)
@@ -97,18 +128,7 @@ def reindex_catalogue(
         result = ReindexResult(model_id, name, "current")
         if todo:
             try:
-                mlp = load_catalogued_model(root, model_id)
-                layers = read_model_table(root, model_id, "layers").sort_by("layer")
-                domains = layers.column("input_domain").to_pylist()
-                tables = derived_tables(
-                    mlp,
-                    domains,
-                    tables=todo,
-                    backend=backend,
-                    progress=progress,
-                    input_space=_recorded_space(root, model_id),
-                )
-                replace_model_tables(root, model_id, tables, {t: DERIVED_TABLES[t] for t in todo})
+                reindex_model(root, model_id, todo, backend=backend, progress=progress)
                 result = ReindexResult(model_id, name, "reindexed", tuple(todo))
             except RoonError as exc:
                 result = ReindexResult(model_id, name, "failed", tuple(todo), one_line(exc))

@@ -11,6 +11,7 @@ always produces the same rows:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "models_table",
     "layers_table",
     "neurons_table",
+    "edges_batches",
     "edges_table",
     "provenance_table",
     "model_tables",
@@ -39,6 +41,9 @@ __all__ = [
 INPUT_DOMAINS = ("binary", "signed", "box")
 # provenance.format of a model a normalizer derived from another (not read from a file)
 DERIVED_FORMAT = "derived"
+# Rows of one edges batch: 2^18 edges ≈ 43 MB of Arrow (~165 bytes each), a constant
+# whatever the model's size; large enough that Parquet row groups stay efficient.
+EDGE_BATCH = 1 << 18
 
 
 def layer_domains(mlp: MLP, input_domain: str = "binary") -> list[str]:
@@ -108,10 +113,20 @@ def layers_table(mlp: MLP, input_domain: str = "binary") -> pa.Table:
     )
 
 
+def _row_norms(weight: np.ndarray) -> np.ndarray:
+    """‖w_j‖ of each row in float64, a block of rows at a time (no float64 copy of the
+    whole layer)."""
+    out = np.empty(weight.shape[0], dtype=np.float64)
+    step = max(1, EDGE_BATCH // max(1, weight.shape[1]))
+    for start in range(0, weight.shape[0], step):
+        w = weight[start : start + step].astype(np.float64)
+        out[start : start + step] = np.sqrt(np.einsum("ij,ij->i", w, w))
+    return out
+
+
 def neurons_table(mlp: MLP) -> pa.Table:
     parts = []
     for i, layer in enumerate(mlp.layers):
-        w = layer.weight.astype(np.float64)
         idx = np.arange(layer.width)
         parts.append(
             _table(
@@ -123,7 +138,7 @@ def neurons_table(mlp: MLP) -> pa.Table:
                     "neuron": idx.astype(np.int32),
                     "fan_in": np.full(layer.width, layer.fan_in, dtype=np.int32),
                     "bias": layer.bias.astype(np.float64),
-                    "weight_norm": np.sqrt(np.einsum("ij,ij->i", w, w)),
+                    "weight_norm": _row_norms(layer.weight),
                     "activation": [layer.activation] * layer.width,
                 },
             )
@@ -131,28 +146,56 @@ def neurons_table(mlp: MLP) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def edges_table(mlp: MLP, min_weight: float = 0.0) -> pa.Table:
-    """All connections, or only those with ``|weight| >= min_weight`` when it is > 0."""
-    parts = []
+def _repeated(text: str, n: int) -> pa.Array:
+    """``[text] * n`` as an Arrow string array, built from two buffers (no Python list)."""
+    data = text.encode()
+    offsets = np.arange(n + 1, dtype=np.int64) * len(data)
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n)
+    ).cast(pa.string())
+
+
+def edges_batches(mlp: MLP, min_weight: float = 0.0) -> Iterator[pa.RecordBatch]:
+    """The ``edges`` rows in batches of about :data:`EDGE_BATCH` rows, layer by layer.
+
+    All connections, or only those with ``|weight| >= min_weight`` when it is > 0;
+    grouped by target neuron, sources ascending. Each batch is built from a block of
+    target rows, so memory stays bounded however many edges the model has (a stored
+    edge costs ~165 bytes in Arrow: three id strings and four numbers).
+    """
+    schema = table_schema("edges")
     for i, layer in enumerate(mlp.layers):
-        w = layer.weight.astype(np.float64)  # [out, in]
-        keep = np.abs(w) >= min_weight if min_weight > 0 else np.ones(w.shape, dtype=bool)
-        target, source = np.nonzero(keep)  # row-major: grouped by target neuron
-        parts.append(
-            _table(
-                "edges",
-                {
-                    "model_id": [mlp.id] * len(source),
-                    "layer": np.full(len(source), i, dtype=np.int32),
-                    "source": source.astype(np.int32),
-                    "target": target.astype(np.int32),
-                    "source_id": neuron_ids(mlp.id, i - 1, source),
-                    "target_id": neuron_ids(mlp.id, i, target),
-                    "weight": w[target, source],
-                },
+        step = max(1, EDGE_BATCH // max(1, layer.fan_in))
+        for start in range(0, layer.width, step):
+            w = layer.weight[start : start + step].astype(np.float64)  # [rows, in]
+            if min_weight > 0:
+                target, source = np.nonzero(np.abs(w) >= min_weight)
+                weights = w[target, source]
+            else:
+                target, source = np.divmod(np.arange(w.size), w.shape[1])
+                weights = w.ravel()
+            target = target + start
+            n = len(source)
+            yield pa.RecordBatch.from_arrays(
+                [
+                    _repeated(mlp.id, n),
+                    pa.array(np.full(n, i, dtype=np.int32)),
+                    pa.array(source.astype(np.int32)),
+                    pa.array(target.astype(np.int32)),
+                    neuron_ids(mlp.id, i - 1, source),
+                    neuron_ids(mlp.id, i, target),
+                    pa.array(weights),
+                ],
+                schema=schema,
             )
-        )
-    return pa.concat_tables(parts)
+
+
+def edges_table(mlp: MLP, min_weight: float = 0.0) -> pa.Table:
+    """All connections, or only those with ``|weight| >= min_weight`` when it is > 0.
+
+    The whole table in memory; :func:`edges_batches` streams it (what ingest writes).
+    """
+    return pa.Table.from_batches(list(edges_batches(mlp, min_weight)), schema=table_schema("edges"))
 
 
 def provenance_table(mlp: MLP, min_weight: float = 0.0, now: datetime | None = None) -> pa.Table:
@@ -175,13 +218,18 @@ def provenance_table(mlp: MLP, min_weight: float = 0.0, now: datetime | None = N
 
 
 def model_tables(
-    mlp: MLP, *, min_weight: float = 0.0, input_domain: str = "binary"
-) -> dict[str, pa.Table]:
-    """The structural tables of one model: models, layers, neurons, edges, provenance."""
+    mlp: MLP, *, min_weight: float = 0.0, input_domain: str = "binary", stream: bool = False
+) -> dict[str, Any]:
+    """The structural tables of one model: models, layers, neurons, edges, provenance.
+
+    With ``stream``, ``edges`` is a one-pass iterator of record batches
+    (:func:`edges_batches`) for :func:`roon.store.write_model` to write as they come;
+    otherwise every value is a ``pyarrow.Table``.
+    """
     return {
         "models": models_table(mlp),
         "layers": layers_table(mlp, input_domain),
         "neurons": neurons_table(mlp),
-        "edges": edges_table(mlp, min_weight),
+        "edges": edges_batches(mlp, min_weight) if stream else edges_table(mlp, min_weight),
         "provenance": provenance_table(mlp, min_weight),
     }

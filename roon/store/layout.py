@@ -11,6 +11,7 @@ Layout (format version 1)::
         <table>.parquet              # one file per model table (schema/tables/)
       <table>/<row-key>.parquet      # catalogue tables (lineage, ...): one keyed row each
       .staging/                      # work in progress; never read
+      damaged/                       # models and rows `roon check --repair` moved aside; never read
 
 A model is written into ``.staging/`` (every file fsynced), then committed by renaming its
 folder to ``models/<model_id>`` under the lock. ``models.parquet`` is what makes a model
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from roon.errors import CatalogueError, InvalidArgumentError
@@ -44,8 +46,11 @@ __all__ = [
     "staging_dir",
     "lock_path",
     "marker_path",
+    "damaged_dir",
     "committed_models",
     "table_files",
+    "snapshot",
+    "locate",
     "table_glob",
 ]
 
@@ -92,6 +97,11 @@ def derived_path(root: Path, model_id: str) -> Path:
     return model_dir(root, model_id) / DERIVED_FILE
 
 
+def damaged_dir(root: Path) -> Path:
+    """Where ``roon check --repair`` moves damaged models and rows (readers never look)."""
+    return root / "damaged"
+
+
 def rows_dir(root: Path, table: str) -> Path:
     """The folder of a catalogue table (one Parquet file per keyed row)."""
     if table not in CATALOGUE_TABLES:
@@ -107,12 +117,52 @@ def committed_models(root: Path) -> list[str]:
     return sorted(p.name for p in models.iterdir() if (p / "models.parquet").is_file())
 
 
-def table_files(root: Path, table: str) -> list[Path]:
-    """The files that hold a table's rows now (a snapshot: later commits are not in it)."""
+def table_files(root: Path, table: str, *, models: Sequence[str] | None = None) -> list[Path]:
+    """The files that hold a table's rows now (a snapshot: later commits are not in it).
+
+    Args:
+        root: an opened catalogue.
+        table: a table name (``schema/tables/``).
+        models: the committed models to take a model table's files from (default: those
+            committed now); :func:`snapshot` passes one list to every table.
+    """
     if table in CATALOGUE_TABLES:
         return sorted(rows_dir(root, table).glob("*.parquet"))
-    files = (table_path(root, m, table) for m in committed_models(root))
+    if table not in MODEL_TABLES:
+        raise CatalogueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+    ids = committed_models(root) if models is None else models
+    files = (table_path(root, m, table) for m in ids)
     return [f for f in files if f.is_file()]
+
+
+def snapshot(root: Path) -> dict[str, list[Path]]:
+    """Every table's files at one moment: the committed models are listed once for all.
+
+    A query that reads two tables (or one table twice) through one snapshot sees the
+    same set of models in both, however many writers commit meanwhile: a model appears
+    by one rename, whole, and its files are named from the one list.
+    """
+    models = committed_models(root)
+    return {t: table_files(root, t, models=models) for t in TABLES}
+
+
+def locate(root: Path, path: str | os.PathLike[str]) -> tuple[str | None, str | None]:
+    """``(model_id, table)`` of a file of the catalogue; None for parts that name neither.
+
+    The inverse of :func:`table_path`, :func:`weights_path` and :func:`rows_dir`, for
+    turning a reader's error about a file into the model and table it belongs to.
+    """
+    try:
+        rel = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None, None
+    parts = rel.parts
+    if len(parts) == 3 and parts[0] == "models":
+        stem = parts[2].removesuffix(".parquet")
+        return parts[1], stem if stem in MODEL_TABLES else parts[2]
+    if len(parts) == 2 and parts[0] in CATALOGUE_TABLES:
+        return None, parts[0]
+    return None, None
 
 
 def table_glob(root: Path, table: str) -> str:
@@ -177,7 +227,7 @@ def open_catalogue(path: str | os.PathLike[str], *, create: bool = False) -> Pat
 
 
 def _skeleton_names() -> set[str]:
-    return {"models", ".lock", ".staging", *CATALOGUE_TABLES}
+    return {"models", ".lock", ".staging", "damaged", *CATALOGUE_TABLES}
 
 
 def _create(root: Path) -> None:

@@ -27,6 +27,21 @@ def derived_versions(root: Path, model_id: str) -> dict[str, int]:
 
 
 def stale_tables(root: Path, model_id: str, current: Mapping[str, int]) -> list[str]:
-    """Derived tables of a model that are missing or older than ``current`` (sorted)."""
+    """Derived tables of a model that are missing, older than ``current``, or whose file
+    is damaged (its Parquet footer does not decode), sorted."""
     stored = derived_versions(root, model_id)
-    return sorted(t for t, v in current.items() if stored.get(t, 0) < v)
+    return sorted(
+        t
+        for t, v in current.items()
+        if stored.get(t, 0) < v or not _readable(layout.table_path(root, model_id, t))
+    )
+
+
+def _readable(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except Exception:  # ArrowInvalid, OSError: truncated, overwritten, not Parquet
+        return False
+    return True

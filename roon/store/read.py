@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from roon.errors import CatalogueError, InvalidArgumentError
+from roon.errors import CatalogueError, InvalidArgumentError, RoonError
 from roon.mlp import MLP
 from roon.schema import TABLES, table_schema
 from roon.store import layout
@@ -61,14 +61,27 @@ def read_table(catalogue: str | os.PathLike[str], name: str) -> pa.Table:
     schema = table_schema(name)
     if not files:
         return schema.empty_table()
-    return pa.concat_tables(pq.read_table(f, schema=schema) for f in files)
+    return pa.concat_tables(_read_file(root, f, schema) for f in files)
 
 
 def read_model_table(root: Path, model_id: str, name: str) -> pa.Table:
-    """One model's rows of one model table (an empty table when it has none)."""
+    """One model's rows of one model table (an empty table when it has none).
+
+    Raises:
+        CatalogueError: the file is damaged (the message names the model and the fix).
+    """
     path = layout.table_path(root, model_id, name)
     schema = table_schema(name)
-    return pq.read_table(path, schema=schema) if path.is_file() else schema.empty_table()
+    return _read_file(root, path, schema) if path.is_file() else schema.empty_table()
+
+
+def _read_file(root: Path, path: Path, schema: pa.Schema) -> pa.Table:
+    try:
+        return pq.read_table(path, schema=schema)
+    except (OSError, pa.ArrowException) as exc:
+        from roon.store.check import damaged_file
+
+        raise damaged_file(root, path, exc) from None
 
 
 def model_names(root: Path) -> dict[str, str]:
@@ -131,13 +144,17 @@ def load_catalogued_model(root: Path, model_id: str) -> MLP:
         CatalogueError: the weights are missing or do not hash to ``model_id``.
     """
     from roon.ingest.loaders import load_model
+    from roon.store.check import damaged_file
 
     path = layout.weights_path(root, model_id)
     if not path.is_file():
-        raise CatalogueError(f"model {model_id} has no stored weights ({path} is missing)")
-    mlp = load_model(path)
+        raise damaged_file(root, path, "missing")
+    try:
+        mlp = load_model(path)
+    except RoonError as exc:
+        raise damaged_file(root, path, str(exc).removeprefix(str(path)).lstrip(": ")) from None
     if mlp.id != model_id:
-        raise CatalogueError(f"{path}: stored weights hash to {mlp.id}, not {model_id}")
+        raise damaged_file(root, path, f"the weights hash to {mlp.id[:12]}, not to the model id")
     return mlp
 
 
