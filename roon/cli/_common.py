@@ -1,8 +1,16 @@
-"""What the command modules share: the error-handling group, options, output, progress."""
+"""What the command modules share: the error-handling group, options, output, progress.
+
+Untrusted text (model names from file headers, paths, query results, error messages)
+reaches the terminal only through :func:`plain`: the console reads no markup and no
+emoji codes at all (``[/]`` in a name would raise, ``[link=...]`` would become a link,
+``:x:`` an emoji), and control characters (``ESC`` sequences that would drive the
+terminal, bidirectional overrides) are shown as escapes instead of being obeyed.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from enum import Enum
@@ -29,7 +37,7 @@ def _click_exceptions() -> Any:
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"roon: error: {message}", err=True)
+    typer.echo(f"roon: error: {printable(message)}", err=True)
     sys.exit(1)
 
 
@@ -133,7 +141,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def console(stderr: bool = False) -> Any:
-    """A rich console (imported lazily).
+    """A rich console (imported lazily) that prints strings as they are: no markup, no
+    emoji codes, no highlighting. Styles come only from :func:`plain` parts.
 
     Output that is not a terminal (a pipe, a file, a test) gets a 160-column canvas so
     tables are not folded at rich's 80-column default.
@@ -142,7 +151,43 @@ def console(stderr: bool = False) -> Any:
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    return Console(
+        stderr=stderr,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+        width=width,
+    )
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides
+# and isolates (which reorder what follows them on screen).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``) instead of obeyed."""
+    return _CONTROL.sub(lambda m: ascii(m.group(0))[1:-1], text)
+
+
+def plain(*parts: Any) -> Any:
+    """Untrusted values as one rich ``Text``: shown verbatim, never read as markup.
+
+    Each part is a value (any object; ``None`` shows as nothing) or a ``(value, style)``
+    pair for roon's own emphasis, e.g. ``plain(("xor", "bold"), "  id ", model_id)``.
+    The one way untrusted text reaches rich in the CLI.
+    """
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        value, style = part if isinstance(part, tuple) else (part, None)
+        if isinstance(value, Text):
+            text.append_text(value)
+        else:
+            text.append(printable("" if value is None else str(value)), style=style)
+    return text
 
 
 def compact_activations(activations: str) -> str:
@@ -201,12 +246,12 @@ class ProgressBars:
             )
 
             self._bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=Console(file=self._stream, highlight=False),
+                console=Console(file=self._stream, highlight=False, markup=False, emoji=False),
                 transient=True,
             )
 
@@ -223,12 +268,10 @@ class ProgressBars:
         if self._bar is None:
             self._line(event)
             return
-        from rich.markup import escape
-
         task = self._tasks.get(event.task)
         if task is None:
             task = self._tasks[event.task] = self._bar.add_task(event.task, total=None)
-        label = f"{event.task} {escape(event.detail[:40])}" if event.detail else event.task
+        label = f"{event.task} {printable(event.detail[:40])}" if event.detail else event.task
         self._bar.update(task, completed=event.done, total=event.total, description=label)
 
     def _line(self, event: Progress) -> None:
@@ -249,7 +292,7 @@ class ProgressBars:
             left = elapsed / event.done * (event.total - event.done)
             text += f", about {_clock_time(left)} left"
         if event.detail:
-            text += f" ({event.detail[:60]})"
+            text += f" ({printable(event.detail[:60])})"
         self._stream.write(text + "\n")
         self._stream.flush()
 
@@ -281,18 +324,16 @@ def _json_default(value: Any) -> Any:
 def print_rows(
     columns: list[str], rows: list[list[Any]] | list[tuple[Any, ...]], title: str | None = None
 ) -> None:
-    """Print rows as a rich table, every cell, header and the title as plain text.
+    """Print rows as a rich table, every header and cell verbatim (:func:`plain`).
 
-    Cells are :class:`rich.text.Text`, not strings: rich would read a string as markup
-    and emoji codes, so a value like ``root:x:0`` printed as ``root❌0``, ``[b]x`` lost
-    its brackets and ``[/]`` raised.
+    ``None`` prints as an empty cell; pass a ``rich.text.Text`` (from :func:`plain`) to
+    style a cell.
     """
     from rich.table import Table
-    from rich.text import Text
 
-    table = Table(title=None if title is None else Text(title), show_lines=False)
+    table = Table(title=None if title is None else plain(title), show_lines=False)
     for name in columns:
-        table.add_column(Text(str(name)), overflow="fold")
+        table.add_column(plain(name), overflow="fold")
     for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+        table.add_row(*(plain(v) for v in row))
     console().print(table)

@@ -16,6 +16,7 @@ from roon.cli._common import (
     JsonOption,
     ProgressBars,
     console,
+    plain,
     print_json,
     print_rows,
 )
@@ -164,7 +165,7 @@ def compare_activations(
 
         for ref, model in zip((a, b), models, strict=True):
             for note in load_notes(model):
-                console().print(f"note: {ref}: {note}", markup=False)
+                console().print(plain(f"note: {ref}: {note}"))
     if save:
         require_catalogued(catalogue, models)  # refuse before the work, not after it
     with ProgressBars() as bars:
@@ -190,7 +191,7 @@ def compare_activations(
     else:
         _print(result, top)
     if plot is not None:
-        console(stderr=True).print(f"figure written to {plot}")
+        console(stderr=True).print(plain(f"figure written to {plot}"))
     if added is not None:
         console(stderr=True).print(
             f"stored {added} new matched pairs in {catalogue} (table activation_matches)"

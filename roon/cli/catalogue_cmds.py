@@ -1,7 +1,8 @@
-"""Catalogue commands: ingest, reindex, models, show, sql."""
+"""Catalogue commands: ingest, reindex, check, models, show, sql."""
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -18,15 +19,30 @@ from roon.cli._common import (
     compact_activations,
     console,
     parse_bounds,
+    plain,
     print_json,
     print_rows,
 )
+from roon.errors import InvalidArgumentError
+
+# Rows `roon sql` shows in a table unless --limit says otherwise: a screenful; the rest is
+# counted, not printed (a 700k-row table would take minutes to draw).
+DEFAULT_TABLE_ROWS = 50
+# Widest a failure reason may be in a summary table before it is cut (--json has it whole).
+REASON_WIDTH = 90
 
 
 class OutputFormat(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    ndjson = "ndjson"
+    parquet = "parquet"
+
+
+def _one_line(text: str | None, width: int = REASON_WIDTH) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def ingest(
@@ -96,7 +112,7 @@ def ingest(
             input_space=input_space,
             input_bounds=parse_bounds(input_bounds),
         )
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status in ("failed", "skipped")]
     if as_json:
         print_json([r.__dict__ for r in results])
     else:
@@ -106,18 +122,24 @@ def ingest(
                 r.status,
                 (r.model_id or "")[:12],
                 r.neurons or "",
-                r.reason or "; ".join(r.notes),
+                _one_line(r.reason or "; ".join(r.notes)),
             )
             for r in results
         ]
         print_rows(["source", "status", "model", "neurons", "notes"], rows)
-        counts = {s: sum(r.status == s for r in results) for s in ("ingested", "present")}
+        counts = {
+            s: sum(r.status == s for r in results) for s in ("ingested", "present", "skipped")
+        }
         where = str(Path(catalogue))
         if not Path(catalogue).expanduser().is_dir():
             where += " (nothing stored: no catalogue created)"
+        skipped = f", skipped {counts['skipped']}" if counts["skipped"] else ""
+        full = "; --json shows the full reasons" if failed else ""
         console().print(
-            f"ingested {counts['ingested']}, already present {counts['present']}, "
-            f"failed {len(failed)} → {where}"
+            plain(
+                f"ingested {counts['ingested']}, already present {counts['present']}, "
+                f"failed {len(failed)}{skipped} → {where}{full}"
+            )
         )
     if failed:
         raise typer.Exit(1)
@@ -158,7 +180,7 @@ def reindex(
         print_json([r.__dict__ for r in results])
     else:
         rows = [
-            (r.model_id[:12], r.name, r.status, ", ".join(r.tables), r.reason or "")
+            (r.model_id[:12], r.name, r.status, ", ".join(r.tables), _one_line(r.reason))
             for r in results
         ]
         print_rows(["model", "name", "status", "tables", "reason"], rows)
@@ -182,8 +204,6 @@ def rm(
 
     Example: roon rm 3f2a9c --catalogue cat
     """
-    from rich.markup import escape
-
     from roon.store import remove_models
 
     removed = remove_models(catalogue, model)
@@ -192,7 +212,7 @@ def rm(
         return
     out = console()
     for model_id, name in removed:
-        out.print(escape(f"removed {model_id[:12]} {name}".rstrip()))
+        out.print(plain(f"removed {model_id[:12]} {name}".rstrip()))
 
 
 def models(catalogue: CatalogueOption = DEFAULT_CATALOGUE, as_json: JsonOption = False) -> None:
@@ -233,8 +253,6 @@ def show(
 
     Example: roon show ACASXU_experimental_v2a_1_1
     """
-    from rich.markup import escape
-
     from roon.query.inspect import describe_model
 
     info = describe_model(catalogue, model)
@@ -243,9 +261,9 @@ def show(
         return
     out = console()
     m, p = info["model"], info["provenance"]
-    out.print(f"[bold]{m['name']}[/bold]  id {m['model_id']}")
-    out.print(f"widths {m['widths']}  params {m['n_params']}  dtype {m['dtype']}")
-    out.print(f"source {p['source']} ({p['format']}), sha256 {p['file_sha256'] or '-'}")
+    out.print(plain((m["name"], "bold"), f"  id {m['model_id']}"))
+    out.print(plain(f"widths {m['widths']}  params {m['n_params']}  dtype {m['dtype']}"))
+    out.print(plain(f"source {p['source']} ({p['format']}), sha256 {p['file_sha256'] or '-'}"))
     if p["activation_assumed"]:
         out.print("activations were assumed: the file stores none")
     print_rows(
@@ -267,50 +285,157 @@ def show(
             arrow = "←" if direction == "derived_from" else "→"
             other = step["parent_id"] if direction == "derived_from" else step["child_id"]
             where = "" if step["stored"] else " (not stored: an intermediate step or removed)"
-            out.print(escape(f"{arrow} {step['rule']} {other[:12]}{where}"))
+            out.print(plain(f"{arrow} {step['rule']} {other[:12]}{where}"))
     for origin in info["origins"]:
         if not any(s["parent_id"] == origin["model_id"] for s in info["derived_from"]):
             name = f" {origin['name']}" if origin["name"] else ""
             rules = ",".join(origin["rules"])
-            out.print(escape(f"derived from {origin['model_id'][:12]}{name} by {rules}"))
+            out.print(plain(f"derived from {origin['model_id'][:12]}{name} by {rules}"))
     if info["derived_from"] and not info["origins"]:
         out.print("derived from models not in this catalogue ('roon lineage' shows the steps)")
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="A SELECT statement over the catalogue views.")],
+    query: Annotated[str, typer.Argument(help="One SELECT statement over the catalogue views.")],
     catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option("--format", "-f", help="table (default), csv, json, ndjson or parquet."),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            "-n",
+            min=0,
+            help=f"At most this many rows (table default {DEFAULT_TABLE_ROWS}; 0: all).",
+        ),
+    ] = None,
     output: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = OutputFormat.table,
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of stdout."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run a read-only SQL query (DuckDB) over the catalogue tables.
+    """Run one read-only SQL query (DuckDB) over the catalogue tables.
 
-    Tables: models, layers, neurons, edges, provenance, signatures, tokens, lineage.
+    Tables: models, layers, neurons, edges, provenance, signatures, tokens, lineage. A
+    table shows the first 50 rows and counts the rest; csv, json, ndjson and parquet
+    stream every row (parquet needs --output or a redirect). NULL shows as a dim NULL.
     Example: roon sql "select method, count(*) from signatures group by 1"
     """
+    from roon.query.scan import stream_sql
+
+    if as_json and output_format not in (None, OutputFormat.json):
+        raise InvalidArgumentError(
+            f"--json and --format {output_format.value} ask for two formats; give one"
+        )
+    fmt = OutputFormat.json if as_json else (output_format or OutputFormat.table)
+    if fmt is OutputFormat.table and output is not None:
+        raise InvalidArgumentError(
+            "--output writes csv, json, ndjson or parquet; add --format (a table is for screens)"
+        )
+    if limit == 0:
+        limit = None
+    elif limit is None and fmt is OutputFormat.table:
+        limit = DEFAULT_TABLE_ROWS
+    with stream_sql(catalogue, query) as reader:
+        if fmt is OutputFormat.table:
+            _print_head(reader, limit)
+        else:
+            _write_rows(fmt.value, reader, limit, output, Path(catalogue))
+
+
+def _print_head(reader: object, limit: int | None) -> None:
+    from rich.text import Text
+
+    from roon.query.output import head, json_value
+
+    def cell(value: object) -> object:
+        if value is None:
+            return Text("NULL", style="dim")  # an empty string prints as an empty cell
+        if isinstance(value, dict | list):
+            return json.dumps(value, default=json_value, ensure_ascii=False)
+        return value
+
+    shown = head(reader, limit)
+    print_rows(shown.columns, [[cell(v) for v in row] for row in shown.rows])
+    if shown.more:
+        console().print(f"{shown.more:,} more rows (use --limit or --format csv)")
+
+
+def _write_rows(
+    fmt: str, reader: object, limit: int | None, output: Path | None, catalogue: Path
+) -> None:
+    import os
     import sys
+    import tempfile
 
-    from roon.query.scan import run_sql
+    from roon.query.output import check_output_path, limited, write_format
+    from roon.store import open_catalogue
 
-    table = run_sql(catalogue, query)
-    fmt = OutputFormat.json if as_json else output
-    if fmt is OutputFormat.json:
-        print_json(table.to_pylist())
-    elif fmt is OutputFormat.csv:
-        import pyarrow.csv as pacsv
-
+    batches = limited(reader, limit)
+    schema = reader.schema  # type: ignore[attr-defined]
+    if output is None:
+        if fmt == "parquet" and sys.stdout.isatty():
+            raise InvalidArgumentError(
+                "parquet is binary; give --output FILE or redirect stdout to a file"
+            )
         sink = sys.stdout.buffer
-        pacsv.write_csv(table, sink)
+        write_format(fmt, batches, sink, schema)
         sink.flush()
+        return
+    target = check_output_path(output, open_catalogue(catalogue))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            rows = write_format(fmt, batches, sink, schema)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)  # whole or not at all
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    console(stderr=True).print(plain(f"wrote {rows:,} rows to {target}"))
+
+
+def check(
+    catalogue: CatalogueOption = DEFAULT_CATALOGUE,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Recompute damaged derived tables; move models with damaged weights or "
+            "structural tables to DIR/damaged/ (re-ingest their files to restore them).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify every model: files readable, row counts consistent, weights hash to the id.
+
+    Lists damaged models and exits 1 if there are any; --repair mends what it can.
+    Example: roon check --catalogue cat --repair
+    """
+    from roon.ingest.repair import check_catalogue
+
+    with ProgressBars() as bars:
+        report = check_catalogue(catalogue, repair=repair, progress=None if as_json else bars)
+    if as_json:
+        print_json(report.as_dict())
     else:
-        print_rows(table.column_names, [tuple(r.values()) for r in table.to_pylist()])
+        rows = [
+            (f.model_id[:12] if f.model_id else f.table, f.name, f.action, _one_line(f.problem))
+            for f in report.findings
+        ]
+        if rows:
+            print_rows(["model", "name", "action", "problem"], rows)
+        console().print(plain(report.summary()))
+    if report.findings and not report.repaired:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
     app.command()(reindex)
+    app.command()(check)
     app.command()(models)
     app.command()(rm)
     app.command()(show)

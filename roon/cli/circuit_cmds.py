@@ -1,7 +1,7 @@
 """The ``roon circuits`` commands: list the reference-circuit library, show one circuit.
 
-Names, descriptions and citations may come from a user's JSON file, so every piece of
-circuit text is escaped before rich renders it (``[red]`` in a description prints as
+Names, descriptions and citations may come from a user's JSON file; they are printed
+verbatim (``print_rows`` renders no markup: ``[red]`` in a description prints as
 ``[red]``, it does not colour anything).
 """
 

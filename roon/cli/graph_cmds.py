@@ -24,6 +24,7 @@ from roon.cli._common import (
     ProgressBars,
     RoonGroup,
     console,
+    plain,
     print_json,
     print_rows,
 )
@@ -78,7 +79,10 @@ def init(
     with _connect(uri, user, database) as store:
         statements = init_schema(store)
     console().print(
-        f"applied {len(statements)} schema statements → {display_uri(uri)} (database {database})"
+        plain(
+            f"applied {len(statements)} schema statements → {display_uri(uri)} ",
+            f"(database {database})",
+        )
     )
 
 
@@ -117,10 +121,12 @@ def push(
         return
     out = console()
     out.print(
-        f"pushed {len(summary.models_pushed)} models, skipped {len(summary.models_skipped)} "
-        f"already complete, merged {summary.lineage_rows} lineage rows and "
-        f"{summary.match_rows} circuit matches "
-        f"→ {summary.uri} (database {summary.database})"
+        plain(
+            f"pushed {len(summary.models_pushed)} models, skipped {len(summary.models_skipped)} "
+            f"already complete, merged {summary.lineage_rows} lineage rows and "
+            f"{summary.match_rows} circuit matches "
+            f"→ {summary.uri} (database {summary.database})"
+        )
     )
     out.print(
         f"{summary.rows_sent:,} rows in {summary.batches:,} batches: created "
@@ -155,7 +161,9 @@ def export(
         print_json({**summary.__dict__, "directory": str(summary.directory)})
         return
     print_rows(["group", "rows"], sorted(summary.rows.items()))
-    console().print(f"wrote {summary.directory}; import command in {summary.directory}/README.md")
+    console().print(
+        plain(f"wrote {summary.directory}; import command in {summary.directory}/README.md")
+    )
 
 
 def _cell(value: Any) -> Any:

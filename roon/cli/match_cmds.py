@@ -15,6 +15,7 @@ from roon.cli._common import (
     JsonOption,
     ProgressBars,
     console,
+    plain,
     print_json,
     print_rows,
 )
@@ -142,7 +143,7 @@ def where(
     if failed and not show_all:
         out.print("(--all lists the embeddings that fail the functional check)")
     for note in result.notes:
-        out.print(f"note: {note}")
+        out.print(plain(f"note: {note}"))
     if save:
         out.print(f"saved {len(result.matches)} embeddings to the matches table")
 
@@ -279,11 +280,12 @@ def compare(
         return
     out = console()
     for note in result["notes"]:
-        out.print(f"note: {note}", markup=False)
+        out.print(plain(f"note: {note}"))
     na, nb = result["a"]["name"], result["b"]["name"]
     shared = result["shared_neurons"]
     out.print(
-        f"{shared} neuron{'' if shared == 1 else 's'} of {na} share an exact signature with {nb}"
+        plain(f"{shared} neuron{'' if shared == 1 else 's'} of {na} share an exact signature ")
+        + plain(f"with {nb}")
     )
     for direction, first, second in (("a_in_b", na, nb), ("b_in_a", nb, na)):
         part = result[direction]
@@ -297,12 +299,12 @@ def compare(
                 title=f"{first} in {second}",
             )
         else:
-            out.print(f"no layer of {first} is contained in a layer of {second}")
+            out.print(plain(f"no layer of {first} is contained in a layer of {second}"))
         at = part["whole_model_at"]
         out.print(
-            f"{first} embeds in {second} at layer offset {', '.join(map(str, at))}"
+            plain(f"{first} embeds in {second} at layer offset {', '.join(map(str, at))}")
             if at
-            else f"{first} does not embed in {second}"
+            else plain(f"{first} does not embed in {second}")
         )
 
 

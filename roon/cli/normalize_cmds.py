@@ -19,7 +19,9 @@ from roon.cli._common import (
     JsonOption,
     console,
     parse_bounds,
+    plain,
     print_json,
+    print_rows,
 )
 from roon.ingest.tokenize import DEFAULT_STEP as DEFAULT_TOKEN_STEP
 
@@ -118,21 +120,22 @@ def normalize(
 
 
 def _print_steps(summary: dict[str, Any], written: list[str]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"normalize {summary['name'] or summary['parent_id'][:12]}")
-    for name in ("rule", "removed", "merged", "max output change", "model"):
-        table.add_column(name)
-    for step in summary["steps"]:
-        table.add_row(
+    rows = [
+        (
             step["rule"],
-            str(step["changes"].get("removed", 0)),
-            str(step["changes"].get("merged", 0)),
+            step["changes"].get("removed", 0),
+            step["changes"].get("merged", 0),
             f"{step['max_output_change']:.3g}",
             step["child_id"][:12] + ("" if step["child_id"] != step["parent_id"] else " (same)"),
         )
+        for step in summary["steps"]
+    ]
+    print_rows(
+        ["rule", "removed", "merged", "max output change", "model"],
+        rows,
+        title=f"normalize {summary['name'] or summary['parent_id'][:12]}",
+    )
     out = console()
-    out.print(table)
     before = "-".join(map(str, summary["widths_before"]))
     after = "-".join(map(str, summary["widths_after"]))
     out.print(
@@ -140,14 +143,12 @@ def _print_steps(summary: dict[str, Any], written: list[str]) -> None:
         f"max output change {summary['max_output_change']:.3g}"
     )
     for note in summary["notes"]:
-        out.print(f"note: {note}")
+        out.print(plain("note: ", note))
     for path in written:
-        out.print(f"wrote {path}")
+        out.print(plain("wrote ", path))
 
 
-def _edge_label(edge: dict[str, Any]) -> str:
-    from rich.markup import escape
-
+def _edge_label(edge: dict[str, Any]) -> Any:
     params = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(edge["params"].items()))
     if len(params) > 60:
         params = params[:57] + "..."
@@ -156,19 +157,17 @@ def _edge_label(edge: dict[str, Any]) -> str:
     if changes.get("merged"):
         facts.append(f"{changes['merged']} merged")
     facts.append(f"max Δ {edge['max_output_change']:.3g}")
-    return f"[cyan]{escape(edge['rule'])}[/]({escape(params)}) {escape(', '.join(facts))} →"
+    return plain((edge["rule"], "cyan"), f"({params}) {', '.join(facts)} →")
 
 
-def _node_label(node: dict[str, Any]) -> str:
-    from rich.markup import escape
-
-    text = f"[bold]{node['model_id'][:12]}[/]"
-    text += f" {escape(node['name'])}" if node.get("name") else " [dim](not stored)[/]"
-    if node.get("focus"):
-        text += " [yellow]◀[/]"
-    if node.get("repeat"):
-        text += " [dim](see above)[/]"
-    return text
+def _node_label(node: dict[str, Any]) -> Any:
+    name = (" " + node["name"], None) if node.get("name") else (" (not stored)", "dim")
+    return plain(
+        (node["model_id"][:12], "bold"),
+        name,
+        (" ◀", "yellow") if node.get("focus") else "",
+        (" (see above)", "dim") if node.get("repeat") else "",
+    )
 
 
 def lineage(
@@ -192,7 +191,7 @@ def lineage(
     def grow(branch: Any, node: dict[str, Any]) -> None:
         for edge in node["children"]:
             child = edge["model"]
-            grow(branch.add(f"{_edge_label(edge)} {_node_label(child)}"), child)
+            grow(branch.add(plain(_edge_label(edge), " ", _node_label(child))), child)
 
     out = console()
     for tree in trees:
@@ -200,7 +199,7 @@ def lineage(
         grow(top, tree)
         out.print(top)
     if not any(t["children"] for t in trees):
-        out.print(f"no models derived from or leading to {focus[:12]}")
+        out.print(plain("no models derived from or leading to ", focus[:12]))
 
 
 def compare_tokens(
@@ -251,7 +250,7 @@ def compare_tokens(
         return
     out = console()
     for note in notes:
-        out.print(f"note: {note}")
+        out.print(plain("note: ", note))
     out.print(
         f"similarity {ratio:.4f} ({method}; {len(tokens[0])} vs {len(tokens[1])} tokens, "
         f"step {step:g})"
