@@ -101,6 +101,15 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
     return out
 
 
+# Values hashed per block of the model id (8 MiB of float64): bounded memory for any layer.
+_HASH_BLOCK = 1 << 20
+
+
+def _f8(values: np.ndarray) -> memoryview:
+    """The little-endian float64 bytes of ``values``, with ``-0.0`` folded into ``0.0``."""
+    return memoryview(np.ascontiguousarray(values, dtype="<f8") + 0.0).cast("B")
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
     """One dense layer: ``activation(weight @ x + bias)``.
@@ -264,11 +273,14 @@ class MLP:
         if cached is None:
             h = hashlib.blake2b(b"roon-mlp-v1", digest_size=16)
             for layer in self.layers:
-                w = np.ascontiguousarray(layer.weight, dtype="<f8") + 0.0
-                b = np.ascontiguousarray(layer.bias, dtype="<f8") + 0.0
-                h.update(f"|{layer.activation}|{w.shape[0]}x{w.shape[1]}|".encode())
-                h.update(w.tobytes())
-                h.update(b.tobytes())
+                rows, cols = layer.weight.shape
+                h.update(f"|{layer.activation}|{rows}x{cols}|".encode())
+                # the float64 bytes of the weight, a block of rows at a time: the same
+                # stream as the whole matrix at once, without a float64 copy of it
+                step = max(1, _HASH_BLOCK // cols)
+                for start in range(0, rows, step):
+                    h.update(_f8(layer.weight[start : start + step]))
+                h.update(_f8(layer.bias))
             cached = h.hexdigest()
             object.__setattr__(self, "_id", cached)
         return cached

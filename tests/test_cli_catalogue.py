@@ -246,3 +246,99 @@ def test_python_dash_m_and_version():
         [sys.executable, "-m", "roon", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("roon 0.")
+
+
+def _nets(folder: Path, count: int, widths=(4, 6, 2)) -> list[Path]:
+    """``count`` distinct small state_dict files (relu assumed)."""
+    torch = pytest.importorskip("torch")
+    folder.mkdir(exist_ok=True)
+    files = []
+    for seed in range(count):
+        torch.manual_seed(seed)
+        layers = [torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+        files.append(folder / f"net{seed}.pt")
+        torch.save(torch.nn.Sequential(*layers).state_dict(), files[-1])
+    return files
+
+
+def test_failure_reasons_stay_on_one_line_in_the_summary(tmp_path: Path, catalogue: Path):
+    bad = tmp_path / ("a-model-file-with-a-long-name-" * 4 + ".onnx")
+    bad.write_bytes(b"\x00 not onnx")
+    result = roon("ingest", bad, ACAS, "--catalogue", catalogue)
+    assert result.exit_code == 1
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 2, result.stdout  # one line per source, the reason cut to fit
+    assert "…" in rows[0] and "--json shows the full reasons" in result.stdout
+    full = json.loads(roon("ingest", bad, "--catalogue", catalogue, "--json").stdout)
+    assert full[0]["reason"].startswith(str(bad)) and "…" not in full[0]["reason"]
+
+
+def test_a_full_disk_fails_one_model_skips_the_rest_and_prints_the_summary(
+    tmp_path: Path, catalogue: Path, monkeypatch
+):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    files = _nets(tmp_path / "nets", 3)
+    assert roon("ingest", files[0], "-c", catalogue).exit_code == 0
+    real = pq.ParquetWriter.write_table
+
+    def full(self, table, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    result = roon("ingest", *files[1:], "-c", catalogue)
+    assert result.exit_code == 1
+    assert "ingested 0, already present 0, failed 1, skipped 1" in result.stdout
+    report = json.loads(roon("ingest", *files[1:], "-c", catalogue, "--json").stdout)
+    assert [r["status"] for r in report] == ["failed", "skipped"]
+    assert "the disk holding the catalogue is full" in report[0]["reason"]
+    assert ".parquet" in report[0]["reason"] and "cannot write" in report[0]["reason"]
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    assert roon("check", "-c", catalogue).exit_code == 0  # consistent: one whole model
+    assert not any((catalogue / ".staging").iterdir())
+    again = roon("ingest", *files, "-c", catalogue)
+    assert "ingested 2, already present 1" in again.stdout
+
+
+def test_ctrl_c_in_a_reading_command_exits_130(catalogue: Path, monkeypatch):
+    import roon.query.scan as scan
+
+    roon("ingest", ACAS, "--catalogue", catalogue)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan, "stream_sql", interrupted)
+    result = roon("sql", "select 1", "-c", catalogue)
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "roon: interrupted; the catalogue is unchanged"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_ingest_exits_130_and_leaves_whole_models(tmp_path: Path, catalogue: Path):
+    import signal
+    import time
+
+    files = _nets(tmp_path / "nets", 24, widths=(24, 64, 64, 4))  # fan-in 64: ~0.2 s each
+    cmd = [sys.executable, "-m", "roon", "ingest", "-c", str(catalogue), "--backend", "ref"]
+    proc = subprocess.Popen([*cmd, *map(str, files)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (catalogue / "models").is_dir() and any((catalogue / "models").iterdir()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().endswith(
+        "roon: interrupted; what was committed before it is kept whole and nothing partial "
+        "was written; run the command again to finish"
+    )
+    assert roon("check", "-c", catalogue).exit_code == 0
+    assert not any((catalogue / ".staging").iterdir())
+    done = len(list((catalogue / "models").iterdir()))
+    assert 1 <= done < len(files)
+    again = roon("ingest", *files, "-c", catalogue, "--backend", "ref")
+    assert f"ingested {len(files) - done}, already present {done}" in again.stdout

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from fixtures import random_mlp
 
 from roon import CatalogueError, InvalidArgumentError, ingest_models
 from roon.ingest import expand_sources
@@ -259,3 +261,30 @@ def test_name_sets_the_model_name_for_one_source(tmp_path: Path):
     assert stored == ["acas_1_1", "acas_1_1+zero-out,rescale"]
     with pytest.raises(InvalidArgumentError, match="names one model, but the sources hold 2"):
         ingest_models([ACAS, DATA / "ACASXU_experimental_v2a_1_1.onnx"], root, name="x")
+
+
+def test_derived_tables_in_blocks_equal_the_whole_layer_tables(monkeypatch):
+    """Wide layers are computed a block of neurons at a time; the rows do not change."""
+    import roon.ingest.derived as derived
+    from roon.ingest.rows import layer_domains
+
+    mlp = random_mlp((6, 9, 7, 2), seed=12)
+    domains = layer_domains(mlp)
+    whole = derived.derived_tables(mlp, domains, backend="ref")
+    monkeypatch.setattr(derived, "ROW_BLOCK", 12)  # two neurons of fan-in 6 per block
+    blocks = derived.derived_tables(mlp, domains, backend="ref")
+    streamed = derived.derived_tables(mlp, domains, backend="ref", stream=True)
+
+    def rows(table: pa.Table) -> list:
+        # restricted rows come block by block (the order within a table means nothing)
+        found = table.to_pylist()
+        return sorted(found, key=repr) if "inputs" in table.column_names else found
+
+    for name in derived.DERIVED_TABLES:
+        assert rows(blocks[name]) == rows(whole[name]), name
+        parts = list(streamed[name])
+        assert len(parts) > 1
+        joined = pa.concat_tables(
+            p if isinstance(p, pa.Table) else pa.Table.from_batches([p]) for p in parts
+        )
+        assert rows(joined) == rows(whole[name]), name

@@ -131,6 +131,42 @@ def test_save_safetensors_writes_the_same_bytes_every_time(tmp_path):
     assert back == mlp and back.name == "twice" and back.metadata == mlp.metadata
 
 
+def test_save_safetensors_writes_what_the_library_writes(tmp_path):
+    """roon writes the format itself (no serialized copy of the model in memory); its
+    bytes are the library's, header keys sorted: mixed dtypes, 12 layers (layers.10 sorts
+    before layers.2), a name and metadata with non-ASCII text."""
+    import json
+
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(11)
+    widths = [3, 5, 4, 6, 2, 3, 4, 5, 3, 2, 4, 3, 1]
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        dtype = np.float32 if i % 3 else np.float64
+        layers.append(
+            Layer(rng.normal(size=(b, a)).astype(dtype), rng.normal(size=b).astype(dtype))
+        )
+    mlp = MLP(layers, name="größe", metadata={"k": "ü", "n": [1, 2]})
+    ours = save_safetensors(mlp, tmp_path / "m.safetensors").read_bytes()
+    tensors = {}
+    for i, layer in enumerate(mlp.layers):
+        tensors[f"layers.{i}.weight"] = layer.weight
+        tensors[f"layers.{i}.bias"] = layer.bias
+    header = {
+        "roon.format": "mlp-1",
+        "roon.activations": ",".join(mlp.activations),
+        "roon.name": mlp.name,
+        "roon.metadata": json.dumps(mlp.metadata),
+    }
+    theirs = save(tensors, metadata=header)
+    size = int.from_bytes(theirs[:8], "little")
+    entries = json.loads(theirs[8 : 8 + size])
+    raw = json.dumps(entries, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    raw += b" " * (-len(raw) % 8)
+    assert ours == len(raw).to_bytes(8, "little") + raw + theirs[8 + size :]
+
+
 def test_safetensors_bad_roon_header(tmp_path):
     from safetensors.numpy import save_file
 

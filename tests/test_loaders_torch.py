@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from fixtures import one_line_error
 from torch import nn
+from typer.testing import CliRunner
 
 import roon
 from roon import InvalidArgumentError, ModelFormatError, UnsupportedArchitectureError
+from roon.cli import app
 from roon.ingest.loaders import load_model
 
 
@@ -358,7 +362,7 @@ class NotATensorDict:
 def test_pickled_object_is_refused(tmp_path):
     path = tmp_path / "obj.pt"
     torch.save(NotATensorDict(), path)
-    one_line_error(ModelFormatError, path, "NotATensorDict", "weights_only=True")
+    one_line_error(ModelFormatError, path, "NotATensorDict", "could run code", "ran nothing")
     torch.save(torch.zeros(3, 3), tmp_path / "tensor.pt")
     one_line_error(ModelFormatError, tmp_path / "tensor.pt", "holds type Tensor")
 
@@ -420,3 +424,156 @@ def test_plain_module_ambiguous_probe_uses_arguments_then_defaults():
     told = load_model(net, "elu", output_activation="relu")
     assert told.activations == ("elu", "elu", "relu")
     assert told.provenance[0]["activation_assumed"] is False
+
+
+class _Payload:
+    """Unpickling this runs ``touch <canary>``: a real malicious pickle."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.canary}",))
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "raw pickle", "protocol 0", "nested"])
+def test_a_malicious_pickle_is_refused_in_plain_words_and_never_run(tmp_path, kind):
+    import pickle
+
+    canary = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    payload = _Payload(canary)
+    if kind == "zip":
+        torch.save({"fc.weight": torch.zeros(2, 2), "x": payload}, path)
+    elif kind == "legacy":
+        torch.save({"fc.weight": torch.zeros(2, 2), "x": payload}, path,
+                   _use_new_zipfile_serialization=False)  # fmt: skip
+    elif kind == "raw pickle":
+        path.write_bytes(pickle.dumps(payload, protocol=4))
+    elif kind == "protocol 0":
+        path.write_bytes(pickle.dumps(payload, protocol=0))
+    else:  # hidden inside an otherwise ordinary checkpoint
+        torch.save({"state_dict": tiny_sequential().state_dict(), "meta": [{"x": payload}]}, path)
+    msg = one_line_error(ModelFormatError, path, "could run code", "ran nothing")
+    assert "system" in msg  # names what it would have called (posix.system or nt.system)
+    assert "truncated" not in msg and "corrupt" not in msg
+    assert not canary.exists()
+    result = CliRunner().invoke(app, ["ingest", str(path), "-c", str(tmp_path / "cat"), "--json"])
+    assert result.exit_code == 1 and "could run code" in json.loads(result.stdout)[0]["reason"]
+    assert not canary.exists()
+
+
+def test_ordinary_state_dicts_pass_the_pickle_check(tmp_path):
+    """Every kind of tensor and container a state_dict or checkpoint holds is allowed."""
+    from roon.ingest.loaders.state_dict import _safe_global, pickled_imports
+
+    net = tiny_sequential()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    files = {
+        "plain": net.state_dict(),
+        "bf16": {"w": torch.zeros(2, 2, dtype=torch.bfloat16)},
+        "sparse": {"w": torch.eye(2).to_sparse()},
+        "parameter": {"w": nn.Parameter(torch.zeros(2))},
+        "checkpoint": {
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": 3,
+            "size": torch.Size([2]),
+            "device": torch.device("cpu"),
+            "dtype": torch.float16,
+            "tags": {"a", "b"},
+        },  # fmt: skip
+    }
+    for name, obj in files.items():
+        for legacy in (False, True):
+            path = tmp_path / f"{name}{int(legacy)}.pt"
+            torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+            found = pickled_imports(path)
+            assert found, name
+            assert all(_safe_global(g) for g in found), (name, found)
+
+
+class _ShortcutBlock(nn.Module):
+    """relu(fc2(relu(fc1(x))) + shortcut(x)): not a chain of layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.shortcut = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4)
+
+
+class _ResidualMLP(nn.Module):
+    """Blocks of two layers each, every block adding its input back (x + f(x))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"fc1": nn.Linear(4, 4), "fc2": nn.Linear(4, 4)}) for _ in range(2)
+        )
+        self.head = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize(
+    ("module", "fragments"),
+    [
+        (_ShortcutBlock(), ["'shortcut' names a shortcut branch", "--layers"]),
+        (_ResidualMLP(), ["numbered blocks of several layers", "residual", "--layers"]),
+    ],
+)
+def test_residual_state_dicts_are_refused(tmp_path, module, fragments):
+    path = tmp_path / "res.pt"
+    torch.save(module.state_dict(), path)
+    one_line_error(UnsupportedArchitectureError, path, *fragments)
+    from safetensors.torch import save_file
+
+    from roon.ingest.loaders import save_safetensors  # noqa: F401  (same rule, other format)
+
+    save_file(module.state_dict(), tmp_path / "res.safetensors")
+    one_line_error(UnsupportedArchitectureError, tmp_path / "res.safetensors", "--layers")
+
+
+def test_layers_gives_the_order_of_a_chain(tmp_path):
+    layers = OrderedDict(fc1=nn.Linear(3, 4), r1=nn.ReLU(), skip=nn.Linear(4, 4), r2=nn.ReLU())
+    net = nn.Sequential(OrderedDict(**layers, out=nn.Linear(4, 2)))
+    path = tmp_path / "named.pt"
+    torch.save(net.state_dict(), path)
+    one_line_error(UnsupportedArchitectureError, path, "'skip' names a skip branch")
+    mlp = load_model(path, layers=["fc1", "skip.weight", "out"])
+    assert mlp.widths == (3, 4, 4, 2)
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    assert np.allclose(mlp.forward(x), torch_out(net, x), atol=1e-6)
+    for bad, said in [
+        (["fc1", "out"], "leaves out 'skip'"),
+        (["fc1", "skip", "out", "extra"], "'extra', which is not a layer"),
+        (["fc1", "fc1", "skip", "out"], "names 'fc1' twice"),
+        (["out", "skip", "fc1"], "shapes do not chain"),
+    ]:
+        with pytest.raises(UnsupportedArchitectureError, match=said):
+            load_model(path, layers=bad)
+    result = CliRunner().invoke(
+        app,
+        ["ingest", str(path), "-c", str(tmp_path / "cat"), "--layers", "fc1,skip,out", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["status"] == "ingested"
+
+
+def test_plain_chains_need_no_layers(tmp_path):
+    for net in (
+        tiny_sequential(),
+        nn.Sequential(
+            OrderedDict(
+                fc1=nn.Linear(3, 4),
+                r1=nn.ReLU(),
+                fc2=nn.Linear(4, 2),
+                r2=nn.ReLU(),
+                out=nn.Linear(2, 2),
+            )  # fmt: skip
+        ),
+        nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), nn.Linear(4, 2)),
+    ):
+        torch.save(net.state_dict(), tmp_path / "plain.pt")
+        mlp = load_model(tmp_path / "plain.pt")
+        x = np.random.default_rng(1).normal(size=(5, mlp.input_width))
+        assert np.allclose(mlp.forward(x), torch_out(net, x), atol=1e-6)

@@ -201,3 +201,16 @@ def test_tokens_of_extreme_values_match_the_grammar(step):
         assert [token_kind(t) for t in tokens] == ["layer", "neuron", "neuron", "neuron"]
         if np.log2(step).is_integer():  # value / step is exact: float32 and float64 agree
             assert tokenize(m64, step=step) == tokens
+
+
+def test_tokens_in_blocks_are_the_tokens_of_the_whole_layer(monkeypatch):
+    """Blocks of a few neurons (as for a wide layer) give exactly the one-block rows."""
+    import roon.ingest.tokenize as tk
+
+    mlp = random_mlp((7, 9, 5, 3), seed=8)
+    whole = tokens_table(mlp, keep=keep_strong).to_pylist()
+    monkeypatch.setattr(tk, "_TOKEN_BLOCK", 14)  # two neurons of fan-in 7 per block
+    blocks = list(tk.tokens_batches(mlp, keep=keep_strong))
+    assert len(blocks) > len(mlp.layers) + 1
+    assert [r for b in blocks for r in b.to_pylist()] == whole
+    assert [r["position"] for r in whole if r["kind"] != "connection"] == list(range(3 + 17))

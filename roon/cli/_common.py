@@ -41,6 +41,12 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+# Commands that write the catalogue (or files); an interrupt leaves what they committed,
+# whole (every commit is one rename), and nothing partial.
+WRITING_COMMANDS = frozenset({"ingest", "reindex", "check", "normalize", "zoo", "rm"})
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
 class RoonGroup(TyperGroup):
     """Command group in which every error ends as one line on stderr and exit code 1.
 
@@ -48,6 +54,7 @@ class RoonGroup(TyperGroup):
     the fix; usage errors (an unknown option, a missing argument, a bad value) keep
     click's message and point at ``--help`` instead of drawing a box and exiting with 2;
     anything else is a bug in roon, reported as such. ``roon --debug`` shows tracebacks.
+    Ctrl-C ends in one line and exit code 130.
     """
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
@@ -73,6 +80,16 @@ class RoonGroup(TyperGroup):
         passing = (typer.Exit, typer.Abort, _click_exceptions().ClickException)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            if ctx.invoked_subcommand in WRITING_COMMANDS:
+                said = (
+                    "interrupted; what was committed before it is kept whole and nothing "
+                    "partial was written; run the command again to finish"
+                )
+            else:
+                said = "interrupted; the catalogue is unchanged"
+            typer.echo(f"roon: {said}", err=True)
+            raise typer.Exit(INTERRUPTED) from None
         except (RoonError, OSError) as exc:
             if STATE["debug"]:
                 traceback.print_exc()
@@ -322,18 +339,42 @@ def _json_default(value: Any) -> Any:
 
 
 def print_rows(
-    columns: list[str], rows: list[list[Any]] | list[tuple[Any, ...]], title: str | None = None
+    columns: list[str],
+    rows: list[list[Any]] | list[tuple[Any, ...]],
+    title: str | None = None,
+    *,
+    one_line: tuple[str, ...] = (),
 ) -> None:
     """Print rows as a rich table, every header and cell verbatim (:func:`plain`).
 
     ``None`` prints as an empty cell; pass a ``rich.text.Text`` (from :func:`plain`) to
-    style a cell.
+    style a cell. Cells of the ``one_line`` columns are cut with an ellipsis at the width
+    the table has (failure reasons: ``--json`` has them whole); others fold.
     """
     from rich.table import Table
 
+    out = console()
     table = Table(title=None if title is None else plain(title), show_lines=False)
-    for name in columns:
-        table.add_column(plain(name), overflow="fold")
-    for row in rows:
-        table.add_row(*(plain(v) for v in row))
-    console().print(table)
+    cells = [[plain(v) for v in row] for row in rows]
+    natural = [
+        max([len(plain(name))] + [r[j].cell_len for r in cells if j < len(r)])
+        for j, name in enumerate(columns)
+    ]
+    cut = [name in one_line for name in columns]
+    # what the one-line columns may take: the console's width less the other columns'
+    # natural widths, the padding (2 per column) and the borders (one more than columns)
+    room = out.width - sum(w for w, c in zip(natural, cut, strict=True) if not c)
+    room -= 3 * len(columns) + 1
+    for name, one in zip(columns, cut, strict=True):
+        if one:
+            table.add_column(
+                plain(name),
+                no_wrap=True,
+                overflow="ellipsis",
+                max_width=max(12, room // sum(cut)),
+            )
+        else:
+            table.add_column(plain(name), overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    out.print(table)

@@ -28,8 +28,6 @@ from roon.errors import InvalidArgumentError
 # Rows `roon sql` shows in a table unless --limit says otherwise: a screenful; the rest is
 # counted, not printed (a 700k-row table would take minutes to draw).
 DEFAULT_TABLE_ROWS = 50
-# Widest a failure reason may be in a summary table before it is cut (--json has it whole).
-REASON_WIDTH = 90
 
 
 class OutputFormat(str, Enum):
@@ -40,9 +38,8 @@ class OutputFormat(str, Enum):
     parquet = "parquet"
 
 
-def _one_line(text: str | None, width: int = REASON_WIDTH) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def ingest(
@@ -88,6 +85,13 @@ def ingest(
         str | None,
         typer.Option(help="Name of the model (one source only; default: the file stem)."),
     ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            help="Layer names of .pt/.safetensors files in forward order, comma-separated "
+            "(e.g. fc1,fc2,out), where their names do not make a plain chain."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
@@ -111,6 +115,7 @@ def ingest(
             name=name,
             input_space=input_space,
             input_bounds=parse_bounds(input_bounds),
+            layers=[k.strip() for k in layers.split(",")] if layers else None,
         )
     failed = [r for r in results if r.status in ("failed", "skipped")]
     if as_json:
@@ -126,9 +131,12 @@ def ingest(
             )
             for r in results
         ]
-        print_rows(["source", "status", "model", "neurons", "notes"], rows)
+        print_rows(
+            ["source", "status", "model", "neurons", "notes"], rows, one_line=("source", "notes")
+        )
         counts = {
-            s: sum(r.status == s for r in results) for s in ("ingested", "present", "skipped")
+            s: sum(r.status == s for r in results)
+            for s in ("ingested", "present", "failed", "skipped")
         }
         where = str(Path(catalogue))
         if not Path(catalogue).expanduser().is_dir():
@@ -138,7 +146,7 @@ def ingest(
         console().print(
             plain(
                 f"ingested {counts['ingested']}, already present {counts['present']}, "
-                f"failed {len(failed)}{skipped} → {where}{full}"
+                f"failed {counts['failed']}{skipped} → {where}{full}"
             )
         )
     if failed:
@@ -183,7 +191,7 @@ def reindex(
             (r.model_id[:12], r.name, r.status, ", ".join(r.tables), _one_line(r.reason))
             for r in results
         ]
-        print_rows(["model", "name", "status", "tables", "reason"], rows)
+        print_rows(["model", "name", "status", "tables", "reason"], rows, one_line=("reason",))
         counts = {
             s: sum(r.status == s for r in results) for s in ("reindexed", "current", "failed")
         }
@@ -426,7 +434,7 @@ def check(
             for f in report.findings
         ]
         if rows:
-            print_rows(["model", "name", "action", "problem"], rows)
+            print_rows(["model", "name", "action", "problem"], rows, one_line=("problem",))
         console().print(plain(report.summary()))
     if report.findings and not report.repaired:
         raise typer.Exit(1)

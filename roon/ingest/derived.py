@@ -9,7 +9,7 @@ every stored model from its weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,10 +18,77 @@ from roon.errors import InvalidArgumentError
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, shifted
 
-__all__ = ["DERIVED_TABLES", "derived_tables", "restricted_table", "signature_table"]
+__all__ = [
+    "DERIVED_TABLES",
+    "ROW_BLOCK",
+    "derived_tables",
+    "restricted_batches",
+    "restricted_table",
+    "signature_batches",
+    "signature_table",
+]
 
 # table -> definition version (see the module docstring).
 DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1, "restricted": 1, "input_space": 1}
+
+
+# Weights per block of neurons computed at once: a kernel's temporaries are ~40 bytes per
+# weight (float64 copy, sort order, sorted copy, fixed point), 40 MB per block, whatever
+# the layer's size.
+ROW_BLOCK = 1 << 20
+
+
+def _blocks(weight: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of the row blocks of a layer, about :data:`ROW_BLOCK` weights each."""
+    rows = max(1, ROW_BLOCK // weight.shape[1])
+    for start in range(0, weight.shape[0], rows):
+        yield start, min(start + rows, weight.shape[0])
+
+
+def signature_batches(
+    mlp: MLP,
+    domains: Sequence[str],
+    *,
+    backend: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Iterator[Any]:
+    """The ``signatures`` rows of a model as tables of a block of neurons each.
+
+    Every neuron, each layer in its input domain (a ``box`` layer on the corners of its
+    input box, propagated from the model's input bounds); ``progress`` receives
+    ``neurons`` events counting over the whole model. Neurons are independent, so blocks
+    give the rows of one whole-layer call.
+    """
+    import pyarrow as pa
+
+    from roon.ingest.rows import neuron_ids
+    from roon.kernels import signatures
+
+    boxes = _boxes(mlp) if "box" in domains else None
+    done = 0
+    label = mlp.name or mlp.id[:12]
+    for i, layer in enumerate(mlp.layers):
+        for start, stop in _blocks(layer.weight):
+            report = shifted(progress, done + start, mlp.n_neurons, label)
+            w, b = layer.weight[start:stop], layer.bias[start:stop]
+            if domains[i] == "box" and boxes is not None:
+                from roon.kernels.box import box_signatures
+
+                batch = box_signatures(w, b, *boxes[i], backend=backend, progress=report)
+            else:
+                batch = signatures(w, b, domain=domains[i], backend=backend, progress=report)
+            table = batch.to_arrow()
+            n = stop - start
+            head = {
+                "neuron_id": neuron_ids(mlp.id, i, range(start, stop)),
+                "model_id": pa.array([mlp.id] * n),
+                "layer": pa.array([i] * n, type=pa.int32()),
+                "neuron": pa.array(range(start, stop), type=pa.int32()),
+            }
+            for pos, (name, column) in enumerate(head.items()):
+                table = table.add_column(pos, name, column)
+            yield table
+        done += layer.width
 
 
 def signature_table(
@@ -39,45 +106,15 @@ def signature_table(
     """
     import pyarrow as pa
 
-    from roon.ingest.rows import neuron_ids
-    from roon.kernels import signatures
-
-    boxes = _boxes(mlp) if "box" in domains else None
-    parts = []
-    done = 0
-    label = mlp.name or mlp.id[:12]
-    for i, layer in enumerate(mlp.layers):
-        report = shifted(progress, done, mlp.n_neurons, label)
-        if domains[i] == "box" and boxes is not None:
-            from roon.kernels.box import box_signatures
-
-            batch = box_signatures(
-                layer.weight, layer.bias, *boxes[i], backend=backend, progress=report
-            )
-        else:
-            batch = signatures(
-                layer.weight, layer.bias, domain=domains[i], backend=backend, progress=report
-            )
-        done += layer.width
-        table = batch.to_arrow()
-        n = layer.width
-        head = {
-            "neuron_id": neuron_ids(mlp.id, i, range(n)),
-            "model_id": pa.array([mlp.id] * n),
-            "layer": pa.array([i] * n, type=pa.int32()),
-            "neuron": pa.array(range(n), type=pa.int32()),
-        }
-        for pos, (name, column) in enumerate(head.items()):
-            table = table.add_column(pos, name, column)
-        parts.append(table)
-    return pa.concat_tables(parts)
+    return pa.concat_tables(signature_batches(mlp, domains, backend=backend, progress=progress))
 
 
-def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
-    """The ``restricted`` rows of a model (:mod:`roon.kernels.restricted`), every layer.
+def restricted_batches(mlp: MLP, domains: Sequence[str]) -> Iterator[Any]:
+    """The ``restricted`` rows of a model, one table per block of neurons (in a block, by
+    subset size, then neuron: the order of :func:`roon.kernels.restricted.restricted_rows`).
 
     ``box`` layers get none: the restricted index is defined on the binary and signed
-    domains only.
+    domains only (a model of box layers only gets one empty table).
     """
     import pyarrow as pa
 
@@ -85,25 +122,42 @@ def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
     from roon.kernels.restricted import restricted_rows
     from roon.schema import table_schema
 
-    parts = [table_schema("restricted").empty_table()]
+    yielded = False
     for i, layer in enumerate(mlp.layers):
         if domains[i] == "box":
             continue
-        rows = restricted_rows(layer.weight, layer.bias, domains[i])
-        n = len(rows.hash)
-        columns = {
-            "neuron_id": neuron_ids(mlp.id, i, rows.neuron),
-            "model_id": pa.array([mlp.id] * n),
-            "layer": pa.array(np.full(n, i, dtype=np.int32)),
-            "neuron": pa.array(rows.neuron),
-            "domain": pa.array([domains[i]] * n),
-            "k": pa.array(rows.k),
-            "inputs": pa.array(rows.input_lists(), type=pa.list_(pa.int32())),
-            "hash": pa.array(rows.hash, type=pa.string()),
-            "fragile": pa.array(rows.fragile),
-        }
-        parts.append(pa.table(columns, schema=table_schema("restricted")))
-    return pa.concat_tables(parts)
+        for start, stop in _blocks(layer.weight):
+            rows = restricted_rows(layer.weight[start:stop], layer.bias[start:stop], domains[i])
+            n = len(rows.hash)
+            neuron = rows.neuron + np.int32(start)
+            # the subsets as list<int32> straight from the padded [R, MAX_SUBSET] matrix
+            offsets = np.zeros(n + 1, dtype=np.int32)
+            np.cumsum(rows.k, out=offsets[1:])
+            inputs = pa.ListArray.from_arrays(
+                pa.array(offsets), pa.array(rows.inputs[rows.inputs >= 0].astype(np.int32))
+            )
+            columns = {
+                "neuron_id": neuron_ids(mlp.id, i, neuron),
+                "model_id": pa.array([mlp.id] * n),
+                "layer": pa.array(np.full(n, i, dtype=np.int32)),
+                "neuron": pa.array(neuron),
+                "domain": pa.array([domains[i]] * n),
+                "k": pa.array(rows.k),
+                "inputs": inputs,
+                "hash": pa.array(rows.hash, type=pa.string()),
+                "fragile": pa.array(rows.fragile),
+            }
+            yielded = True
+            yield pa.table(columns, schema=table_schema("restricted"))
+    if not yielded:
+        yield table_schema("restricted").empty_table()
+
+
+def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
+    """The ``restricted`` rows of a model (:mod:`roon.kernels.restricted`), every layer."""
+    import pyarrow as pa
+
+    return pa.concat_tables(restricted_batches(mlp, domains))
 
 
 def _boxes(mlp: MLP) -> list[Any]:
@@ -121,6 +175,7 @@ def derived_tables(
     backend: str = "auto",
     progress: ProgressCallback | None = None,
     input_space: Any = "auto",
+    stream: bool = False,
 ) -> dict[str, Any]:
     """Compute derived tables of a model (all of :data:`DERIVED_TABLES` by default).
 
@@ -133,11 +188,15 @@ def derived_tables(
         progress: ``neurons`` events while signatures are computed.
         input_space: the space of the ``input_space`` table: what
             :func:`roon.ingest.spaces.resolve_space` takes (``auto`` follows ``domains[0]``).
+        stream: return one-pass iterators of record batches (or small tables), computed
+            as :func:`roon.store.write_model` writes them, instead of whole tables.
 
     Raises:
         InvalidArgumentError: an unknown table name, or one domain per layer missing.
     """
-    from roon.ingest.tokenize import tokens_table
+    import pyarrow as pa
+
+    from roon.ingest.tokenize import tokens_batches
 
     wanted = list(DERIVED_TABLES if tables is None else tables)
     unknown = [t for t in wanted if t not in DERIVED_TABLES]
@@ -151,14 +210,26 @@ def derived_tables(
         )
     out: dict[str, Any] = {}
     if "signatures" in wanted:
-        out["signatures"] = signature_table(mlp, domains, backend=backend, progress=progress)
+        out["signatures"] = signature_batches(mlp, domains, backend=backend, progress=progress)
     if "tokens" in wanted:
-        out["tokens"] = tokens_table(mlp)
+        out["tokens"] = tokens_batches(mlp)
     if "restricted" in wanted:
-        out["restricted"] = restricted_table(mlp, domains)
+        out["restricted"] = restricted_batches(mlp, domains)
     if "input_space" in wanted:
         from roon.ingest.spaces import input_space_table, resolve_space
 
         space = resolve_space(mlp, input_space, input_domain=domains[0])
         out["input_space"] = input_space_table(mlp, space)
+    if not stream:
+        out = {
+            name: parts if isinstance(parts, pa.Table) else pa.concat_tables(_tables(parts))
+            for name, parts in out.items()
+        }
     return out
+
+
+def _tables(parts: Iterable[Any]) -> Iterator[Any]:
+    import pyarrow as pa
+
+    for part in parts:
+        yield part if isinstance(part, pa.Table) else pa.Table.from_batches([part])

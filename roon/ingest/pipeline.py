@@ -156,7 +156,9 @@ def ingest_model(
     domains = layer_domains(mlp, input_domain)
     tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain, stream=True)
     tables.update(
-        derived_tables(mlp, domains, backend=backend, progress=progress, input_space=input_space)
+        derived_tables(
+            mlp, domains, backend=backend, progress=progress, input_space=input_space, stream=True
+        )
     )
     return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES, replace=force)
 
@@ -439,6 +441,7 @@ def ingest_models(
     name: str | None = None,
     input_space: Any = "auto",
     input_bounds: Any = None,
+    layers: Sequence[str] | None = None,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -455,6 +458,9 @@ def ingest_models(
             of names); the original model, the normalized one and the lineage between
             them are stored.
         backend: signature backend (``auto``, ``ref``, ``cpu``, ``triton``).
+        layers: the layer names of state_dict and safetensors files in forward order
+            (see :func:`roon.load_model`); needed where their names do not form a plain
+            chain.
         progress: ``models`` events (one per source) and ``neurons`` events (within the
             model being ingested).
         force: rebuild models already in the catalogue (with these options) and replace
@@ -514,7 +520,8 @@ def ingest_models(
         else:
             try:
                 mlp = with_input_bounds(
-                    load_model(item, activation=activation, name=name), input_bounds
+                    load_model(item, activation=activation, name=name, layers=layers),
+                    input_bounds,
                 )
             except RoonError as exc:
                 mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))

@@ -84,6 +84,7 @@ def reindex_model(
         backend=backend,
         progress=progress,
         input_space=_recorded_space(root, model_id),
+        stream=True,
     )
     replace_model_tables(root, model_id, computed, {t: DERIVED_TABLES[t] for t in tables})
 

@@ -41,9 +41,9 @@ __all__ = [
 INPUT_DOMAINS = ("binary", "signed", "box")
 # provenance.format of a model a normalizer derived from another (not read from a file)
 DERIVED_FORMAT = "derived"
-# Rows of one edges batch: 2^18 edges ≈ 43 MB of Arrow (~165 bytes each), a constant
+# Rows of one edges batch: 2^16 edges ≈ 11 MB of Arrow (~165 bytes each), a constant
 # whatever the model's size; large enough that Parquet row groups stay efficient.
-EDGE_BATCH = 1 << 18
+EDGE_BATCH = 1 << 16
 
 
 def layer_domains(mlp: MLP, input_domain: str = "binary") -> list[str]:

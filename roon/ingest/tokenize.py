@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "connection_token",
     "tokenize",
     "tokens_table",
+    "tokens_batches",
     "lcs_length",
     "matching_characters",
     "token_similarity",
@@ -109,14 +110,27 @@ def layer_token(index: int, width: int) -> str:
     return f"l{int(index)}c{int(width)}"
 
 
+# Weights quantized per block of neuron tokens (1 MiB of them): the Python ints of a
+# whole wide layer would take ~36 bytes per weight at once.
+_TOKEN_BLOCK = 1 << 20
+
+
 def _neuron_tokens(weight: np.ndarray, bias: np.ndarray, step: float) -> list[str]:
-    qw = quantize(np.sort(weight.astype(np.float64), axis=1), step)  # [N, n] ascending
-    qb = quantize(bias, step)
+    return [t for block in _neuron_token_blocks(weight, bias, step) for t in block]
+
+
+def _neuron_token_blocks(weight: np.ndarray, bias: np.ndarray, step: float) -> Iterator[list[str]]:
+    """The neuron tokens of a layer, a block of rows at a time."""
     n = weight.shape[1]
-    return [
-        f"nb{b}c{n}" + "".join(f"w{v}" for v in row)
-        for b, row in zip(qb.tolist(), qw.tolist(), strict=True)
-    ]
+    rows = max(1, _TOKEN_BLOCK // n)
+    for start in range(0, weight.shape[0], rows):
+        part = weight[start : start + rows].astype(np.float64)
+        qw = quantize(np.sort(part, axis=1), step)  # [rows, n] ascending
+        qb = quantize(bias[start : start + rows], step)
+        yield [
+            f"nb{b}c{n}" + "".join(f"w{v}" for v in row)
+            for b, row in zip(qb.tolist(), qw.tolist(), strict=True)
+        ]
 
 
 def neuron_token(weights: Any, bias: float, step: float = DEFAULT_STEP) -> str:
@@ -193,17 +207,51 @@ def tokens_table(mlp: MLP, *, step: float = DEFAULT_STEP, keep: Keep | None = No
 
     from roon.schema import table_schema
 
-    rows = _records(mlp, _check_step(step), keep)
-    columns = {
-        "model_id": [mlp.id] * len(rows),
-        "kind": [r[0] for r in rows],
-        "position": [r[1] for r in rows],
-        "layer": [r[2] for r in rows],
-        "neuron": [r[3] for r in rows],
-        "token": [r[4] for r in rows],
-        "step": [float(step)] * len(rows),
-    }
-    return pa.table(columns, schema=table_schema("tokens"))
+    batches = list(tokens_batches(mlp, step=step, keep=keep))
+    return pa.Table.from_batches(batches, schema=table_schema("tokens"))
+
+
+def tokens_batches(
+    mlp: MLP, *, step: float = DEFAULT_STEP, keep: Keep | None = None
+) -> Iterator[Any]:
+    """The rows of :func:`tokens_table` as record batches, a block of neurons each, so
+    that a wide model's tokens (a few bytes per weight) are never all in memory."""
+    step = _check_step(step)
+
+    def batch(rows: list[Record]) -> Any:
+        import pyarrow as pa
+
+        from roon.schema import table_schema
+
+        columns = {
+            "model_id": [mlp.id] * len(rows),
+            "kind": [r[0] for r in rows],
+            "position": [r[1] for r in rows],
+            "layer": [r[2] for r in rows],
+            "neuron": [r[3] for r in rows],
+            "token": [r[4] for r in rows],
+            "step": [float(step)] * len(rows),
+        }
+        return pa.RecordBatch.from_pydict(columns, schema=table_schema("tokens"))
+
+    position = 0
+    for i, layer in enumerate(mlp.layers):
+        rows: list[Record] = [("layer", position, i, None, layer_token(i, layer.width))]
+        position += 1
+        neuron = 0
+        for block in _neuron_token_blocks(layer.weight, layer.bias, step):
+            for token in block:
+                rows.append(("neuron", position, i, neuron, token))
+                position, neuron = position + 1, neuron + 1
+            yield batch(rows)
+            rows = []
+    if keep is not None:
+        yield batch(
+            [
+                ("connection", i, i, None, connection_token(i, la.weight, la.bias, keep))
+                for i, la in enumerate(mlp.layers)
+            ]
+        )
 
 
 def _longest_match(a: str, alo: int, ahi: int, b: str, blo: int, bhi: int) -> tuple[int, int, int]:

@@ -104,7 +104,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-Rows: TypeAlias = pa.Table | Iterable[pa.RecordBatch]
+Rows: TypeAlias = pa.Table | Iterable[pa.RecordBatch | pa.Table]
 """A table's rows: a whole ``pyarrow.Table``, or record batches written as they come
 (a generator, a ``pyarrow.RecordBatchReader``) so that a large table is never whole in
 memory."""
@@ -127,8 +127,9 @@ def _write_parquet(name: str, rows: Rows, path: Path) -> int:
             written = table.num_rows
         else:
             with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-                for batch in rows:
-                    part = _conform(name, pa.Table.from_batches([batch]))
+                for batch in rows:  # record batches, or tables of a few rows
+                    whole = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                    part = _conform(name, whole)
                     writer.write_table(part)
                     written += part.num_rows
         with open(path, "rb") as handle:

@@ -72,6 +72,7 @@ def load_model(
     *,
     output_activation: str | None = None,
     name: str | None = None,
+    layers: Sequence[str] | None = None,
 ) -> MLP:
     """Load a model file or an in-memory ``torch.nn.Module`` as an :class:`~roon.MLP`.
 
@@ -90,6 +91,10 @@ def load_model(
         output_activation: the last layer's activation when the source records none.
         name: the model's name; default the file stem (or ``roon.name`` in a roon
             safetensors file), or the module's class name.
+        layers: the layer names (key prefixes, e.g. ``["fc1", "fc2", "out"]``) of a
+            state_dict or safetensors file in forward order. Without it their names must
+            form a plain chain: names of branches (``shortcut``, ``downsample``, ``attn``,
+            ...) and numbered blocks of several layers (residual blocks) are refused.
 
     Returns:
         The model, with one provenance step ``{"step": "load", "format", "source",
@@ -98,7 +103,8 @@ def load_model(
     Raises:
         ModelFormatError: missing, unreadable, truncated or corrupt file, unknown
             extension, NaN or infinite values.
-        UnsupportedArchitectureError: anything that is not a chain of dense layers.
+        UnsupportedArchitectureError: anything that is not a chain of dense layers, or
+            layer names that do not say the layers form one.
         InvalidArgumentError: ``source`` is neither a path nor a ``torch.nn.Module``.
 
     Example:
@@ -108,7 +114,9 @@ def load_model(
         (5, 50, 50, 50, 50, 50, 50, 5)
     """
     if isinstance(source, (str, os.PathLike)):
-        return _load_file(Path(source), os.fspath(source), activation, output_activation, name)
+        return _load_file(
+            Path(source), os.fspath(source), activation, output_activation, name, layers
+        )
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(source, torch.nn.Module):
         raise InvalidArgumentError(
@@ -153,11 +161,19 @@ def _load_file(
     activation: str | Sequence[str] | None,
     output_activation: str | None,
     name: str | None,
+    layers: Sequence[str] | None = None,
 ) -> MLP:
     if not path.exists():
         raise ModelFormatError(f"{label}: no such file")
     if path.is_dir():
         raise ModelFormatError(f"{label}: is a directory, not a model file; roon reads {_READS}")
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ModelFormatError(f"{label}: cannot read ({exc.strerror or exc})") from exc
+    kind = _not_a_file(info.st_mode, path)
+    if kind:  # never opened: a FIFO would block, a device would never end
+        raise ModelFormatError(f"{label}: is {kind}, not a model file; roon reads {_READS}")
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         shown = repr(path.suffix) if path.suffix else "none"
@@ -165,7 +181,7 @@ def _load_file(
             f"{label}: unknown model file extension {shown}; roon reads {_READS}"
         )
     try:
-        if path.stat().st_size == 0:
+        if info.st_size == 0:
             raise ModelFormatError(f"{label}: is an empty file")
         digest = sha256_file(path)
     except OSError as exc:
@@ -175,11 +191,16 @@ def _load_file(
         if fmt == "state_dict":
             from roon.ingest.loaders.state_dict import read_state_dict
 
-            return read_state_dict(path, activation, output_activation)
+            return read_state_dict(path, activation, output_activation, layers=layers)
         if fmt == "safetensors":
             from roon.ingest.loaders.safetensors_io import read_safetensors
 
-            return read_safetensors(path, activation, output_activation)
+            return read_safetensors(path, activation, output_activation, layers=layers)
+        if layers is not None:
+            raise InvalidArgumentError(
+                f"--layers orders the tensors of state_dict and safetensors files; a {fmt} "
+                "file records its own layer order"
+            )
         if fmt == "nnet":
             from roon.ingest.loaders.nnet import read_nnet
 
@@ -192,6 +213,23 @@ def _load_file(
     return _assemble(
         label, loaded, fmt, str(path.resolve()), digest, name or loaded.name or path.stem
     )
+
+
+def _not_a_file(mode: int, path: Path) -> str | None:
+    """What a path that is not a regular file is (``a named pipe (FIFO)``, ...), or None."""
+    import stat
+
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return f"a character device ({path.resolve()})"
+    if stat.S_ISBLK(mode):
+        return f"a block device ({path.resolve()})"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def _guarded(label: str, read: Callable[[], _T]) -> _T:

@@ -35,6 +35,22 @@ __all__ = [
 _MAX_GROUPS_TO_PERMUTE = 6
 # Conventional names of the layer a weight of this rank belongs to, for error messages.
 _RANK_NAMES = {3: "Conv1d", 4: "Conv2d", 5: "Conv3d"}
+# Names of the parts of a block that do not feed the next layer in line: a state_dict
+# naming one holds a network that is not a chain (a residual block's shortcut, ...).
+BRANCH_WORDS = frozenset(
+    {
+        "shortcut",
+        "downsample",
+        "skip",
+        "residual",
+        "attn",
+        "attention",
+        "branch",
+        "bypass",
+        "highway",
+        "gate",
+    }
+)
 _BUFFER_HINTS = {
     "running_mean": "a BatchNorm buffer",
     "running_var": "a BatchNorm buffer",
@@ -150,6 +166,62 @@ def _skeleton(prefix: str) -> str:
     return re.sub(r"\d+", "#", prefix)
 
 
+def _check_chain_names(prefixes: list[str]) -> None:
+    """Refuse layer names that say the network is not a plain chain.
+
+    A state_dict holds parameters, not the forward pass: it cannot say that a block adds
+    its input back. Two signs that one might: a name part that is a branch
+    (:data:`BRANCH_WORDS`), and numbered blocks of several numbered layers each
+    (``blocks.0.fc1``, ``blocks.0.fc2``, ``blocks.1.fc1``): the inner numbers vary, so
+    the layers are grouped, as residual blocks are.
+    """
+    fix = "if it is a plain chain, give the order with --layers k1,k2,..."
+    for prefix in prefixes:
+        words = {w.lower() for w in re.split(r"[._\-]|(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", prefix)}
+        branch = sorted(words & BRANCH_WORDS)
+        if branch:
+            raise UnsupportedArchitectureError(
+                f"layer {prefix!r} names a {branch[0]} branch: the network is not a plain "
+                f"chain of layers and a state_dict does not say how they connect; {fix}"
+            )
+    groups: dict[str, set[tuple[int, ...]]] = {}
+    for prefix in prefixes:
+        numbers = tuple(int(n) for n in re.findall(r"\d+", prefix))
+        groups.setdefault(_skeleton(prefix), set()).add(numbers)
+    for skeleton, numbers in groups.items():
+        inner = {n[1:] for n in numbers if len(n) >= 2}
+        outer = {n[0] for n in numbers if len(n) >= 2}
+        if len(inner) > 1 and len(outer) > 1:
+            shown = ", ".join(
+                sorted((p for p in prefixes if _skeleton(p) == skeleton), key=natural_key)[:3]
+            )
+            raise UnsupportedArchitectureError(
+                f"layers {shown}, ... are numbered blocks of several layers each: a block may "
+                f"add its input back (a residual connection), which a state_dict does not "
+                f"record; {fix}"
+            )
+
+
+def _given_order(prefixes: list[str], order: Sequence[str]) -> list[str]:
+    """The layer order the user gave (``--layers``), checked against the file's layers."""
+    given = [o.strip().removesuffix(".weight") for o in order if o.strip()]
+    missing = [p for p in prefixes if p not in given]
+    unknown = [o for o in given if o not in prefixes]
+    twice = sorted({o for o in given if given.count(o) > 1})
+    have = ", ".join(sorted(prefixes, key=natural_key))
+    if unknown:
+        raise UnsupportedArchitectureError(
+            f"--layers names {unknown[0]!r}, which is not a layer of the file ({have})"
+        )
+    if twice:
+        raise UnsupportedArchitectureError(f"--layers names {twice[0]!r} twice; name each once")
+    if missing:
+        raise UnsupportedArchitectureError(
+            f"--layers leaves out {missing[0]!r}; name every layer of the file ({have})"
+        )
+    return given
+
+
 def _order_prefixes(
     prefixes: list[str], shapes: Mapping[str, tuple[int, ...]], file_order: bool
 ) -> list[str]:
@@ -201,6 +273,7 @@ def layers_from_tensors(
     file_order: bool,
     activation: str | Sequence[str] | None = None,
     output_activation: str | None = None,
+    order: Sequence[str] | None = None,
 ) -> tuple[list[Layer], bool]:
     """Turn a ``{key: array}`` dict (state_dict conventions) into ordered dense layers.
 
@@ -210,6 +283,9 @@ def layers_from_tensors(
         file_order: whether the dict's order is the model's registration order.
         activation: hidden-layer activation (or one per layer) when ``activations`` is None.
         output_activation: last-layer activation when ``activations`` is None.
+        order: the layer names (key prefixes) input side first, as the user gives them
+            (``--layers``); without it the names must be a plain chain (see
+            :func:`_check_chain_names`) and their numbering gives the order.
 
     Returns:
         The layers and whether the activations were assumed.
@@ -238,7 +314,11 @@ def layers_from_tensors(
                 "roon reads dense layers only (Linear)"
             )
         shapes[prefix] = tuple(w.shape)
-    order = _order_prefixes(list(params), shapes, file_order)
+    if order is not None:
+        order = _given_order(list(params), order)
+    else:
+        _check_chain_names(list(params))
+        order = _order_prefixes(list(params), shapes, file_order)
     if activations is None:
         acts, assumed = hidden_activations(len(order), activation, output_activation)
     else:

@@ -45,6 +45,8 @@ def read_safetensors(
     path: Path,
     activation: str | Sequence[str] | None = None,
     output_activation: str | None = None,
+    *,
+    layers: Sequence[str] | None = None,
 ) -> Loaded:
     """Read a safetensors file into dense layers, honouring roon's header entries.
 
@@ -109,6 +111,7 @@ def read_safetensors(
         file_order=False,  # the format sorts tensors by dtype and name; order is lost
         activation=activation,
         output_activation=output_activation,
+        order=layers,
     )
     return Loaded(layers, activation_assumed=assumed, metadata=metadata, name=header.get(NAME_KEY))
 
@@ -135,8 +138,6 @@ def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
         >>> roon.load_model("model.safetensors") == mlp  # doctest: +SKIP
         True
     """
-    from safetensors.numpy import save
-
     path = Path(path)
     try:
         meta_json = json.dumps(dict(mlp.metadata))
@@ -152,39 +153,57 @@ def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
     }
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(mlp.layers):
-        tensors[f"layers.{i}.weight"] = np.ascontiguousarray(layer.weight)
-        tensors[f"layers.{i}.bias"] = np.ascontiguousarray(layer.bias)
-    data = _canonical_header(save(tensors, metadata=header))
+        tensors[f"layers.{i}.weight"] = layer.weight
+        tensors[f"layers.{i}.bias"] = layer.bias
+    head, order = _layout(tensors, header)
     try:
-        _atomic_write(path, data)
+        _atomic_write(path, head, [tensors[name] for name in order])
     except OSError as exc:
         raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     return path
 
 
-def _canonical_header(data: bytes) -> bytes:
-    """``data`` with its JSON header's keys sorted, so equal models give equal bytes.
+# safetensors dtype names of the arrays an MLP holds, and their rank in the library's
+# data order (larger dtypes first).
+_DTYPES = {np.dtype("float64"): ("F64", 1), np.dtype("float32"): ("F32", 0)}
 
-    The safetensors library writes the header from a Rust hash map whose order changes from
-    call to call (measured: five saves of one model, four different byte strings). The
-    tensor offsets are relative to the end of the header, so re-serializing it (padded
-    with spaces to a multiple of 8, as the format does) leaves the data untouched.
+
+def _layout(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> tuple[bytes, list[str]]:
+    """The file's header (length prefix and JSON) and the order the data follows it.
+
+    The bytes are those of the safetensors library's ``save`` with the header's keys
+    sorted (its Rust hash map changes their order from call to call, so equal models
+    would not give equal bytes): data ordered by dtype, largest first, then by name;
+    the JSON compact, padded with spaces to a multiple of 8. Writing it here lets the
+    arrays go to the file straight from memory, with no serialized copy of the model.
     """
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    order = sorted(tensors, key=lambda name: (-_DTYPES[tensors[name].dtype][1], name))
+    entries: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    for name in order:
+        array = tensors[name]
+        size = array.size * array.dtype.itemsize
+        entries[name] = {
+            "dtype": _DTYPES[array.dtype][0],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     raw = text.encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    return len(raw).to_bytes(8, "little") + raw + data[8 + size :]
+    return len(raw).to_bytes(8, "little") + raw, order
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, head: bytes, arrays: Sequence[np.ndarray]) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is not a secret
-            f.write(data)
+            f.write(head)
+            for array in arrays:  # little-endian, C order, straight from memory
+                f.write(memoryview(np.ascontiguousarray(array, array.dtype.newbyteorder("<"))))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

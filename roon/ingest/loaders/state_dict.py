@@ -1,9 +1,13 @@
 """PyTorch state_dict files (``.pt``, ``.pth``, ``.bin``), read with ``weights_only=True``.
 
-Only ``torch.load(..., weights_only=True)`` touches the file, so a file can hold
-tensors, dicts and plain numbers but never makes Python run code: a pickled model
-object is refused and reported as a :class:`~roon.errors.ModelFormatError`, and so is a
-TorchScript archive (recognised by its ``code/`` folder before torch reads it).
+Nothing in a file is ever executed. Before torch sees it, roon reads the pickle's opcodes
+(``pickletools``, which runs nothing) and lists every Python object it would import: a
+file naming anything beyond tensors, their storages and plain containers (a pickled
+module, a class of the user's, ``os.system``) is refused in plain words, whatever torch
+version is installed. What passes is loaded with ``torch.load(..., weights_only=True)``,
+torch's own restricted unpickler, so the check is a second wall, not the only one.
+A TorchScript archive is refused too (recognised by its ``code/`` folder before torch
+reads it).
 
 Training checkpoints nest the state_dict: ``{"model": ..., "epoch": 3}``,
 ``{"state_dict": ...}`` (Lightning, whose keys carry the ``model.`` prefix of the
@@ -20,6 +24,7 @@ A state_dict stores no activations. Hidden layers get ``activation`` (default
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -50,6 +55,8 @@ def read_state_dict(
     path: Path,
     activation: str | Sequence[str] | None = None,
     output_activation: str | None = None,
+    *,
+    layers: Sequence[str] | None = None,
 ) -> Loaded:
     """Read a state_dict (or a checkpoint dict wrapping one) into dense layers.
 
@@ -72,6 +79,7 @@ def read_state_dict(
         file_order=True,  # torch keeps registration order in the dict
         activation=activation,
         output_activation=output_activation,
+        order=layers,
     )
     return Loaded(layers, activation_assumed=assumed, state_dict_key=key)
 
@@ -120,6 +128,129 @@ _TORCHSCRIPT = (
 )
 
 
+# What a state_dict pickle may import: tensors rebuilt from their storages, and plain
+# containers. Everything else is a Python object whose loading could run code.
+_SAFE_GLOBALS = frozenset(
+    {
+        "collections.OrderedDict",
+        "torch.Size",
+        "torch.device",
+        "torch.serialization._get_layout",
+        "torch._tensor._rebuild_from_type_v2",
+        "_codecs.encode",  # protocol 2 writes bytes as _codecs.encode(text, 'latin1')
+    }
+    # plain containers; protocol 2 names the builtins module by its Python 2 name
+    | {f"{m}.{n}" for m in ("builtins", "__builtin__") for n in ("set", "frozenset", "slice")}
+    | {f"{m}.{n}" for m in ("builtins", "__builtin__") for n in ("complex", "bytearray")}
+)
+_SAFE_PATTERNS = (
+    re.compile(r"torch\.\w*Storage"),  # torch.FloatStorage, torch.BFloat16Storage, ...
+    re.compile(r"torch\._utils\._rebuild_\w+"),  # _rebuild_tensor_v2, _rebuild_parameter, ...
+    re.compile(r"torch\.storage\.(Untyped|Typed)Storage"),
+)
+# torch's legacy (non-zip) format is up to five pickles in a row (magic number, protocol,
+# system info, the object, storage keys), then raw storage bytes.
+_LEGACY_PICKLES = 5
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
+_STRING_OPS |= {"SHORT_BINSTRING", "BINSTRING", "STRING"}
+# Opcodes that push nothing a later STACK_GLOBAL could take as its module or name.
+_SILENT_OPS = frozenset({"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "PROTO", "FRAME"})
+
+
+def _safe_global(name: str) -> bool:
+    if name in _SAFE_GLOBALS or any(p.fullmatch(name) for p in _SAFE_PATTERNS):
+        return True
+    module, _, attr = name.rpartition(".")
+    if module != "torch":
+        return False
+    import torch
+
+    value = getattr(torch, attr, None)  # dtypes, layouts, quantization schemes
+    return isinstance(value, torch.dtype | torch.layout | torch.qscheme)
+
+
+def _imports(stream: Any) -> tuple[list[str], Any]:
+    """The ``module.name`` of every global one pickle imports, and its first value when
+    that is a plain integer (the legacy format's magic number); reads one pickle.
+
+    Raises:
+        ValueError: the bytes are not a pickle (pickletools' own error).
+    """
+    found: list[str] = []
+    strings: list[str | None] = []  # string constants pushed, None for other pushes
+    memo: dict[int, str | None] = {}
+    first: Any = None
+    for op, arg, _ in pickletools.genops(stream):
+        if first is None and op.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT", "LONG"):
+            first = arg
+        if op.name in ("GLOBAL", "INST"):
+            found.append(str(arg).replace(" ", "."))
+        elif op.name == "STACK_GLOBAL":
+            module, name = (strings[-2], strings[-1]) if len(strings) >= 2 else (None, None)
+            found.append(f"{module}.{name}" if module and name else "<a computed global>")
+        if op.name in _STRING_OPS:
+            strings.append(str(arg))
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = strings[-1] if strings else None
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = strings[-1] if strings else None
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            strings.append(memo.get(int(arg)))
+        elif op.name not in _SILENT_OPS and op.stack_after:
+            strings.append(None)
+    return found, first
+
+
+def pickled_imports(path: Path) -> list[str] | None:
+    """Every global the pickles of a torch file would import, read without running any.
+
+    Returns None when the file is not one roon can read this way (torch reports it).
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.namelist() if m.rsplit("/", 1)[-1] == "data.pkl"]
+                found: list[str] = []
+                for member in members:
+                    with archive.open(member) as stream:
+                        found += _imports(stream)[0]
+                return found
+        with open(path, "rb") as stream:
+            found, first = _imports(stream)
+            if first != _LEGACY_MAGIC:
+                return found  # one plain pickle, not torch's legacy format
+            for _ in range(_LEGACY_PICKLES - 1):
+                found += _imports(stream)[0]
+            return found
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, IndexError):
+        return None  # not a pickle roon can read; torch.load says what it is
+
+
+def _refuse_code(path: Path) -> None:
+    """Refuse a file whose pickles import anything but tensors and plain containers."""
+    found = pickled_imports(path)
+    if found is None:
+        return
+    unsafe = list(dict.fromkeys(name for name in found if not _safe_global(name)))
+    modules = [name for name in unsafe if name.startswith("torch.nn.modules.")]
+    if modules:
+        raise ModelFormatError(
+            f"holds a whole pickled model ({modules[0].rsplit('.', 1)[-1]}, saved with "
+            "torch.save(model)); roon will not unpickle it, since that runs code: save "
+            "model.state_dict() and ingest that with --activation, or pass the module "
+            "itself to roon.load_model in Python"
+        )
+    if unsafe:
+        shown = ", ".join(unsafe[:3]) + (", ..." if len(unsafe) > 3 else "")
+        raise ModelFormatError(
+            f"holds pickled Python objects ({shown}) that could run code when loaded; roon "
+            "refuses to load it and ran nothing. If it is your model, save its weights "
+            "instead: torch.save(model.state_dict(), path), and ingest that file with "
+            "--activation (or pass the module to roon.load_model from Python)"
+        )
+
+
 def _torch_load(path: Path) -> Any:
     import warnings
 
@@ -128,6 +259,7 @@ def _torch_load(path: Path) -> Any:
     check_torch_archive(path)
     if _is_torchscript(path):
         raise ModelFormatError(_TORCHSCRIPT)
+    _refuse_code(path)
     try:
         with warnings.catch_warnings():
             # torch warns before handing a TorchScript archive it did not spot to jit.load
