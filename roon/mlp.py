@@ -107,7 +107,7 @@ _HASH_BLOCK = 1 << 20
 
 def _f8(values: np.ndarray) -> memoryview:
     """The little-endian float64 bytes of ``values``, with ``-0.0`` folded into ``0.0``."""
-    return memoryview(np.ascontiguousarray(values, dtype="<f8") + 0.0).cast("B")
+    return (np.ascontiguousarray(values, dtype="<f8") + 0.0).data.cast("B")
 
 
 @dataclass(frozen=True, eq=False)

@@ -188,9 +188,9 @@ def _check_chain_names(prefixes: list[str]) -> None:
     for prefix in prefixes:
         numbers = tuple(int(n) for n in re.findall(r"\d+", prefix))
         groups.setdefault(_skeleton(prefix), set()).add(numbers)
-    for skeleton, numbers in groups.items():
-        inner = {n[1:] for n in numbers if len(n) >= 2}
-        outer = {n[0] for n in numbers if len(n) >= 2}
+    for skeleton, numbered in groups.items():
+        inner = {n[1:] for n in numbered if len(n) >= 2}
+        outer = {n[0] for n in numbered if len(n) >= 2}
         if len(inner) > 1 and len(outer) > 1:
             shown = ", ".join(
                 sorted((p for p in prefixes if _skeleton(p) == skeleton), key=natural_key)[:3]

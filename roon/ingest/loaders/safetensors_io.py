@@ -105,7 +105,7 @@ def read_safetensors(
             ) from exc
         if not isinstance(metadata, dict):
             raise ModelFormatError(f"header entry {METADATA_KEY!r} is not a JSON object")
-    layers, assumed = layers_from_tensors(
+    found, assumed = layers_from_tensors(
         tensors,
         activations,
         file_order=False,  # the format sorts tensors by dtype and name; order is lost
@@ -113,7 +113,7 @@ def read_safetensors(
         output_activation=output_activation,
         order=layers,
     )
-    return Loaded(layers, activation_assumed=assumed, metadata=metadata, name=header.get(NAME_KEY))
+    return Loaded(found, activation_assumed=assumed, metadata=metadata, name=header.get(NAME_KEY))
 
 
 def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
@@ -203,7 +203,7 @@ def _atomic_write(path: Path, head: bytes, arrays: Sequence[np.ndarray]) -> None
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is not a secret
             f.write(head)
             for array in arrays:  # little-endian, C order, straight from memory
-                f.write(memoryview(np.ascontiguousarray(array, array.dtype.newbyteorder("<"))))
+                f.write(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

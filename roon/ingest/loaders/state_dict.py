@@ -73,7 +73,7 @@ def read_state_dict(
     obj = _torch_load(path)
     state, key = _unwrap(obj)
     tensors = {str(k): _to_numpy(str(k), value) for k, value in state.items()}
-    layers, assumed = layers_from_tensors(
+    found, assumed = layers_from_tensors(
         tensors,
         None,
         file_order=True,  # torch keeps registration order in the dict
@@ -81,7 +81,7 @@ def read_state_dict(
         output_activation=output_activation,
         order=layers,
     )
-    return Loaded(layers, activation_assumed=assumed, state_dict_key=key)
+    return Loaded(found, activation_assumed=assumed, state_dict_key=key)
 
 
 def check_torch_archive(path: Path) -> None:
@@ -194,9 +194,9 @@ def _imports(stream: Any) -> tuple[list[str], Any]:
         elif op.name == "MEMOIZE":
             memo[len(memo)] = strings[-1] if strings else None
         elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = strings[-1] if strings else None
+            memo[int(str(arg))] = strings[-1] if strings else None
         elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-            strings.append(memo.get(int(arg)))
+            strings.append(memo.get(int(str(arg))))
         elif op.name not in _SILENT_OPS and op.stack_after:
             strings.append(None)
     return found, first
