@@ -383,3 +383,49 @@ def test_no_part_of_a_password_in_the_uri_is_ever_printed(uri: str) -> None:
 )
 def test_display_uri(uri: str, shown: str) -> None:
     assert display_uri(uri) == shown
+
+
+@pytest.fixture
+def silent_server():
+    """A server that accepts every connection and never sends a byte."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for sock in held:
+        sock.close()
+
+
+@pytest.mark.parametrize("scheme", ["bolt", "neo4j"])
+def test_a_silent_server_honours_the_connect_timeout_in_one_line(
+    silent_server: int, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver waited 60 s (its acquisition deadline) whatever connection_timeout
+    said, and its loggers printed 'Unable to retrieve routing information' above roon's
+    line. With the timeout set to 1 s, roon gives up within a few seconds, in one line."""
+    import time
+
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT_S", 1.0)
+    uri = f"{scheme}://127.0.0.1:{silent_server}"
+    start = time.monotonic()
+    result = _invoke("graph", "init", "--uri", uri)
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 1
+    assert elapsed < 8, f"waited {elapsed:.0f} s with a 1 s connect timeout"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"roon: error: cannot reach Neo4j at {uri}: ")

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from roon.query.neo4j import (
 
 __all__ = ["GraphStore", "connect", "display_uri", "execute", "ping", "reason", "translated"]
 
+_QUIET = logging.NullHandler()
 # Bolt schemes only: the driver's HTTP (Query API) support is a preview feature.
 _SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
@@ -154,9 +156,19 @@ def connect(
             f"invalid Neo4j URI {display_uri(uri)!r}: give the user with --user or "
             "NEO4J_USER and the password in NEO4J_PASSWORD, not in the URI"
         )
+    # The driver logs what it also raises ("Unable to retrieve routing information",
+    # "defunct connection"); with no handler configured, logging's last resort printed
+    # those on stderr above roon's one line. A NullHandler stops that and leaves logging
+    # the user configures (on the root logger, say) untouched.
+    logging.getLogger("neo4j").addHandler(_QUIET)
     try:
         driver = GraphDatabase.driver(
-            uri, auth=(user, password or ""), connection_timeout=CONNECT_TIMEOUT_S
+            uri,
+            auth=(user, password or ""),
+            connection_timeout=CONNECT_TIMEOUT_S,
+            # a server that accepts the connection and never answers: the Bolt handshake
+            # waits for this deadline (60 s by default), not for connection_timeout
+            connection_acquisition_timeout=CONNECT_TIMEOUT_S,
         )
     except (ValueError, DriverError) as exc:  # bad port, bad query string, ...
         raise GraphStoreError(
