@@ -87,8 +87,10 @@ def _open(
     files = layout.snapshot(root)
     _register_views(con, files)
     if sandbox:
-        if temp_directory is not None:  # where DuckDB spills big sorts and joins
-            con.execute(f"SET temp_directory = {_quote(str(temp_directory))}")
+        # where DuckDB spills big sorts and joins: a private folder roon removes, or
+        # nowhere (DuckDB would otherwise create .tmp/ in the working directory)
+        spill = "" if temp_directory is None else str(temp_directory)
+        con.execute(f"SET temp_directory = {_quote(spill)}")
         for setting, value in _SANDBOX_SETTINGS:
             con.execute(f"SET {setting} = {value}")
     return con, {f for paths in files.values() for f in paths}
