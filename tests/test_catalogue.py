@@ -294,3 +294,24 @@ def test_a_full_disk_names_the_file_and_leaves_the_catalogue_consistent(root: Pa
     monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
     assert read.list_models(root) == [first.id]
     assert list((root / ".staging").iterdir()) == []
+
+
+def test_a_staging_folder_taken_by_a_cleaner_before_it_is_locked_is_replaced(
+    root: Path, monkeypatch
+):
+    """The window between mkdir and flock: another process's cleanup may remove the new
+    folder there (its lock is still free); the writer takes another one."""
+    real_open = os.open
+    removed = []
+
+    def racing_open(path, flags, *args, **kwargs):
+        if not removed and Path(path).parent == layout.staging_dir(root):
+            removed.append(path)
+            write._clean_staging(root)  # what a concurrent writer's cleanup does now
+            assert not Path(path).exists()
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(write.os, "open", racing_open)
+    assert store_model(root, random_mlp(seed=45))
+    assert removed and not Path(removed[0]).exists()
+    assert read.list_models(root) == [random_mlp(seed=45).id]

@@ -196,11 +196,14 @@ def _staging(root: Path) -> Iterator[Path]:
         folder = layout.staging_dir(root) / uuid.uuid4().hex
         with _writing(folder):
             folder.mkdir(parents=True)
-        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # a cleaner removed it between mkdir and open: take another
         fcntl.flock(fd, fcntl.LOCK_EX)
         if _same_file(folder, fd):
             break
-        os.close(fd)  # a cleaner took it between mkdir and flock: take another
+        os.close(fd)  # a cleaner removed it between open and flock: take another
     try:
         yield folder
     finally:
