@@ -127,7 +127,8 @@ def ingest(
                 r.status,
                 (r.model_id or "")[:12],
                 r.neurons or "",
-                _one_line(r.reason or "; ".join(r.notes)),
+                # the source column names the file; its reason need not repeat the path
+                _one_line((r.reason or "").removeprefix(f"{r.source}: ") or "; ".join(r.notes)),
             )
             for r in results
         ]
