@@ -282,6 +282,9 @@ def test_derived_tables_in_blocks_equal_the_whole_layer_tables(monkeypatch):
 
     for name in derived.DERIVED_TABLES:
         assert rows(blocks[name]) == rows(whole[name]), name
+        if isinstance(streamed[name], pa.Table):  # input_space: one table per model
+            assert rows(streamed[name]) == rows(whole[name])
+            continue
         parts = list(streamed[name])
         assert len(parts) > 1
         joined = pa.concat_tables(

@@ -15,6 +15,7 @@ from roon.cli._common import (
     JsonOption,
     console,
     parse_bounds,
+    plain,
     print_json,
     print_rows,
 )
@@ -89,8 +90,8 @@ def equivalent(
         if counterexample and found.counterexample is not None:
             point = ", ".join(f"{v:.6g}" for v in found.counterexample)
             lines.append(f"first differing input: [{point}]")
-        for line in lines:  # model names are user data: no rich markup
-            console().print(line, markup=False)
+        for line in lines:  # model names are user data: printed verbatim
+            console().print(plain(line))
     if not found.equivalent:
         raise typer.Exit(2)
 
