@@ -22,6 +22,7 @@ from roon.ingest.loaders.circuit import list_circuits, load_circuit
 from roon.ingest.pipeline import ingest_model
 from roon.query.match import where
 from roon.store import layout, open_catalogue
+from roon.zoo.plant import plant
 
 pytestmark = pytest.mark.integration
 
@@ -48,50 +49,6 @@ def automorphisms(mlp: MLP) -> list[tuple[tuple[int, ...], list[tuple[int, ...]]
             last = tuple(range(widths[-1]))
             found.append((perms[0], [*perms[1:], last]))
     return found
-
-
-def plant(
-    circuit: MLP,
-    *,
-    offset: int,
-    rng: np.random.Generator,
-    extra: str = "zero",
-    inputs: int = 6,
-    width: int = 7,
-    tail: bool = True,
-) -> tuple[MLP, tuple[list[int], list[list[int]]]]:
-    """A random ReLU network with ``circuit`` planted at ``offset``; returns it and the maps.
-
-    Filler neurons have biases in [0.5, 1] and weights in [-0.1, 0.1], so they fire
-    everywhere on the domain cube and can compute none of the library circuits.
-    """
-    depth = len(circuit.layers)
-    sizes = [inputs] + [width + 2 * j for j in range(offset + depth + (1 if tail else 0))]
-    layers = []
-    for i in range(len(sizes) - 1):
-        w = rng.uniform(-0.1, 0.1, size=(sizes[i + 1], sizes[i]))
-        b = rng.uniform(0.5, 1.0, size=sizes[i + 1])
-        layers.append([w, b, "relu"])
-    psi = sorted(rng.choice(sizes[offset], size=circuit.input_width, replace=False).tolist())
-    psi = list(rng.permutation(psi))
-    maps = []
-    prev, prev_scale = psi, np.ones(len(psi))
-    for j, pl in enumerate(circuit.layers):
-        target = layers[offset + j]
-        rows = list(rng.choice(target[0].shape[0], size=pl.width, replace=False))
-        scale = rng.uniform(0.3, 3.0, size=pl.width)  # positive rescaling per neuron
-        for p, t in enumerate(rows):
-            if extra == "zero":
-                target[0][t] = 0.0
-            else:
-                target[0][t] = rng.normal(0.0, 0.02, size=target[0].shape[1])
-            target[0][t, prev] = pl.weight[p] / prev_scale * scale[p]
-            target[1][t] = pl.bias[p] * scale[p]
-        target[2] = pl.activation
-        maps.append([int(t) for t in rows])
-        prev, prev_scale = rows, scale
-    mlp = MLP([Layer(np.array(w), np.array(b), a) for w, b, a in layers], name="planted")
-    return mlp, ([int(x) for x in psi], maps)
 
 
 def expected(circuit: MLP, psi: list[int], maps: list[list[int]]) -> set:

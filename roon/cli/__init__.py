@@ -52,6 +52,7 @@ def _register() -> None:
         activation_cmds,
         catalogue_cmds,
         circuit_cmds,
+        demo_cmds,
         graph_cmds,
         input_space_cmds,
         match_cmds,
@@ -70,6 +71,7 @@ def _register() -> None:
         match_cmds,
         zoo_cmds,
         input_space_cmds,
+        demo_cmds,
     ):
         module.register(app)
 
