@@ -116,8 +116,9 @@ def run_demo(
     Args:
         zoo: the zoo directory (``roon zoo train``'s layout); missing models are trained.
         catalogue: the catalogue to ingest into (created if missing). Other models in it
-            are left alone and not searched, except by ``recurring``, which reads the
-            whole catalogue.
+            are searched too (one ``where`` per circuit covers the whole catalogue) but
+            not counted; ``recurring`` reads the whole catalogue and names their task
+            ``other``. A catalogue of its own keeps the demo fast.
         out: where ``report.json``, ``summary.png`` and the planted control's catalogue
             (``planted-catalogue/``) go.
         tasks: zoo tasks (default: every task).
