@@ -274,3 +274,16 @@ def test_normalized_differences_list_exactly_the_changed_verdicts():
         {"circuit": "or", "model": "m2", "as_ingested": False, "normalized": True,
          "offsets": [0, 1]},
     ]  # fmt: skip
+
+
+def test_the_default_tasks_are_every_task_but_digits_and_all_means_every_task(monkeypatch):
+    import roon.zoo.demo as demo_module
+    from roon.zoo.demo import DEMO_TASKS
+
+    assert list(DEMO_TASKS) == [t for t in TASKS if t != "digits"]
+    seen = []
+    monkeypatch.setattr(demo_module, "run_demo", lambda *a, **kw: seen.append(kw) or {})
+    for args in (["--tasks", "all"], ["--tasks", "xor,abs", "--seeds", "5"], []):
+        assert runner.invoke(app, ["demo", "--json", *args]).exit_code == 0
+    assert seen == [{"widths": None, "tasks": None}, {"widths": None, "tasks": ["xor", "abs"],
+                    "seeds": 5}, {"widths": None}]  # fmt: skip

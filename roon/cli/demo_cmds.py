@@ -17,6 +17,7 @@ from roon.cli._common import (
     print_rows,
 )
 from roon.cli.zoo_cmds import _int_list
+from roon.errors import InvalidArgumentError
 
 # Rows of each recurring table printed (report.json keeps more).
 SHOWN_RECURRING = 5
@@ -34,7 +35,10 @@ def demo(
     ] = Path("demo"),
     tasks: Annotated[
         str | None,
-        typer.Option("--tasks", help="Comma-separated zoo tasks (default: every task)."),
+        typer.Option(
+            "--tasks",
+            help="Comma-separated zoo tasks, or all (default: every task but digits).",
+        ),
     ] = None,
     seeds: Annotated[
         int | None,
@@ -58,8 +62,12 @@ def demo(
     """
     from roon.zoo.demo import run_demo
 
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    options: dict[str, Any] = {"tasks": names, "widths": _int_list(widths, "--widths")}
+    options: dict[str, Any] = {"widths": _int_list(widths, "--widths")}
+    if tasks is not None:
+        names = [t.strip() for t in tasks.split(",") if t.strip()]
+        if not names:
+            raise InvalidArgumentError("--tasks is empty; give task names, e.g. and,xor,abs")
+        options["tasks"] = None if names == ["all"] else names
     if seeds is not None:
         options["seeds"] = seeds
     if as_json:
