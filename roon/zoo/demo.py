@@ -277,7 +277,8 @@ def _first_layer_pattern(circuit: Any) -> Any:
 
     layer = circuit.mlp.layers[0]
     mlp = MLP((layer,), name=f"{circuit.name}[layer 0]")
-    described = f"{layer.width} {layer.activation} units on {circuit.mlp.input_width} inputs"
+    inputs = circuit.mlp.input_width
+    described = f"{layer.width} {layer.activation} units on {inputs} input{'s' * (inputs > 1)}"
     return Pattern(mlp.name, described, mlp, f"library:{circuit.name}", circuit.input_domain)
 
 
@@ -475,11 +476,12 @@ def _assemble(
 
 
 def _symmetric(weight: Any) -> bool:
-    """Whether a one-neuron layer is unchanged by every permutation of its inputs."""
+    """Whether a one-neuron layer reads several inputs alike (any permutation of them
+    leaves it unchanged): then which model inputs it reads is not worth a label."""
     import numpy as np
 
     row = np.asarray(weight)[0]
-    return bool(np.all(row == row[0]))
+    return len(row) > 1 and bool(np.all(row == row[0]))
 
 
 def _inputs(model: DemoModel) -> int:

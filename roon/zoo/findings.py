@@ -219,7 +219,8 @@ def hidden_unit_circuits(
         models: the demo's models.
         matches: circuit → matches over the models as ingested.
         one_layer: the one-layer, one-output circuits of the library (``and``,
-            ``greater``, ``positive`` …), each with whether it is symmetric in its inputs.
+            ``greater``, ``positive`` …), each with whether its label may leave out
+            which inputs it reads (a symmetric circuit of several inputs).
         input_widths: model id → input width.
 
     Returns:
@@ -315,13 +316,17 @@ def sentences(report: Mapping[str, Any]) -> list[str]:
         task, circuit = e["task"], e["circuit"]
         if e["structure_only"]:
             devs = [d for d in e["structure_deviations"].values() if d is not None]
-            spread = (
-                f"best deviations {min(devs):.2f}–{max(devs):.2f}, median {median(devs):.2f}"
-                if devs
-                else "nothing to compare"
-            )
+            if len(devs) == 1:
+                spread = f"best deviation {devs[0]:.2f}"
+            elif devs:
+                spread = (
+                    f"best deviations {min(devs):.2f}–{max(devs):.2f}, median {median(devs):.2f}"
+                )
+            else:
+                spread = "nothing to compare"
+            more = e["structure_only"]
             out.append(
-                f"{circuit}: its structure embeds in {e['structure_only']} more {task} models "
+                f"{circuit}: its structure embeds in {more} more {task} model{'s' * (more > 1)} "
                 f"but fails the functional check there ({spread}; tolerance "
                 f"{report['tolerance']})."
             )
