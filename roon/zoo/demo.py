@@ -62,13 +62,14 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
-# Seeds per task and width. The default zoo (five seeds, 235 models) takes about three
-# minutes of CPU to train, ingest and search on the 2-core VM, past the two minutes
-# `make run` has; two seeds keep every width and control (benchmarks/RESULTS.md, "Demo").
+# Seeds per task and width. The default zoo (five seeds, 235 models) took 170 s (115 s of
+# CPU) to train, ingest and search on the 2-core VM, past the two minutes `make run` has;
+# two seeds keep every width and control (benchmarks/RESULTS.md, "Demo").
 DEMO_SEEDS = 2
-# Every task but digits: its 64-input layers cost 46 % of the search's CPU at two seeds
-# (9.9 of 21 s, measured), the library has no circuit to expect in them, and what is
-# found there are sub-circuits of three pixels with the other 61 held at 0.
+# Every task but digits: its 64-input layers took 46 % of the search's CPU at two seeds
+# (9.9 of 21 s, measured before the matcher's int64 arithmetic), the library has no
+# circuit to expect in them, and what is found there are sub-circuits of three pixels
+# with the other 61 held at 0.
 # `roon demo --tasks all --seeds 5` runs the full default zoo.
 DEMO_TASKS = ("and", "or", "xor", "maj3", "parity3", "abs", "min", "max", "sub", "absdiff",
               "greater")  # fmt: skip
