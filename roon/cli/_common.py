@@ -43,7 +43,9 @@ def _fail(message: str) -> None:
 
 # Commands that write the catalogue (or files); an interrupt leaves what they committed,
 # whole (every commit is one rename), and nothing partial.
-WRITING_COMMANDS = frozenset({"ingest", "reindex", "check", "normalize", "zoo", "rm", "where", "demo"})
+WRITING_COMMANDS = frozenset(
+    {"ingest", "reindex", "check", "normalize", "zoo", "rm", "where", "demo"}
+)
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
