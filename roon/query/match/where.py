@@ -270,7 +270,7 @@ def where(
     from roon.ingest.loaders import load_notes
     from roon.query.match.candidates import could_appear_in
     from roon.query.scan import scan_catalogue
-    from roon.store import list_models, load_catalogued_model, open_catalogue, resolve_model
+    from roon.store import list_models, load_catalogued_model, open_catalogue
 
     if limit is not None and limit < 1:
         raise InvalidArgumentError(f"limit {limit}: give a positive number of embeddings")
@@ -285,7 +285,7 @@ def where(
     else:
         pattern = load_pattern(circuit, root, activation=activation)
     con = scan_catalogue(root)
-    ids = sorted({resolve_model(root, m) for m in models}) if models else list_models(root)
+    ids = _resolve_models(root, models) if models else list_models(root)
     if not (models or include_derived or normalize):
         originals = _original_models(con)
         ids = [m for m in ids if m in originals]
@@ -377,6 +377,16 @@ def where(
 
         write_rows(root, "matches", matches_table(result, strict=strict))
     return result
+
+
+def _resolve_models(root: Path, refs: Sequence[str]) -> list[str]:
+    """Sorted ids of the models named by ``refs``: full ids by one set lookup, only the
+    rest (prefixes, names) through :func:`roon.store.resolve_model`, which lists the
+    catalogue per call (a thousand full ids would otherwise list it a thousand times)."""
+    from roon.store import list_models, resolve_model
+
+    stored = set(list_models(root))
+    return sorted({r if r in stored else resolve_model(root, r) for r in refs})
 
 
 def matches_table(result: WhereResult, *, strict: bool = False) -> Any:
