@@ -43,8 +43,16 @@ FOR (n:Neuron) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT signature_hash IF NOT EXISTS
 FOR (s:Signature) REQUIRE s.hash IS UNIQUE;
 
-CREATE CONSTRAINT circuit_name IF NOT EXISTS
-FOR (c:Circuit) REQUIRE c.name IS UNIQUE;
+// Circuit nodes key on `id`, the content hash of the circuit's network: two circuits
+// may share a name (a library circuit and a file of the same stem), never an id. Graphs
+// initialised by an older roon keyed on the name; that constraint goes.
+DROP CONSTRAINT circuit_name IF EXISTS;
+
+CREATE CONSTRAINT circuit_id IF NOT EXISTS
+FOR (c:Circuit) REQUIRE c.id IS UNIQUE;
+
+CREATE INDEX circuit_name_lookup IF NOT EXISTS
+FOR (c:Circuit) ON (c.name);
 
 // The uniqueness constraint on Signature.hash is backed by a range index already; this
 // text index serves prefix searches (`s.hash STARTS WITH $prefix`) from the browser.

@@ -158,6 +158,7 @@ def test_push_validates_its_options(catalogue, tmp_path: Path) -> None:
 
 MATCH = {
     "circuit": "xor",
+    "circuit_id": "c0ffee",
     "description": "x XOR y",
     "model_id": "m1",
     "layer_offset": 0,

@@ -49,8 +49,8 @@ def test_where_json_has_the_documented_records(catalogue: Path):
     records = [r for r in json.loads(out.stdout) if r["verified"]]
     assert len(records) == 2  # the plant, and its image under xor's input swap
     keys = {"circuit", "model", "model_id", "layer_offset", "maps", "input_map", "verified",
-            "deviation"}  # fmt: skip
-    assert all(set(r) == keys for r in records)
+            "deviation", "exact"}  # fmt: skip
+    assert all(set(r) == keys and r["exact"] is True for r in records)
     by_input = {tuple(map(tuple, r["input_map"])): r for r in records}
     plant = by_input[((0, 3), (1, 1))]
     assert plant["maps"] == [[[0, 2], [1, 0]], [[0, 1]]] and plant["layer_offset"] == 0

@@ -91,8 +91,12 @@ def test_graph_init_applies_every_schema_statement_and_a_rerun_changes_nothing(n
         " ".join(s.split()) for s in re.sub(r"(?m)^\s*//.*$", "", SCHEMA.read_text()).split(";")
     ]
     statements = [s for s in statements if s]
-    parsed = [_STATEMENT.fullmatch(s) for s in statements]
-    assert all(parsed), [s for s, p in zip(statements, parsed, strict=True) if not p]
+    drops = [s for s in statements if s.startswith("DROP CONSTRAINT")]
+    assert drops == ["DROP CONSTRAINT circuit_name IF EXISTS"]
+    parsed = [_STATEMENT.fullmatch(s) for s in statements if s not in drops]
+    assert all(parsed), [s for s in statements if s not in drops and not _STATEMENT.fullmatch(s)]
+    # a graph an older roon initialised keys circuits on their name: init removes that
+    neo4j.run("CREATE CONSTRAINT circuit_name FOR (c:Circuit) REQUIRE c.name IS UNIQUE")
 
     result = _roon(neo4j, "graph", "init")
     assert result.exit_code == 0, result.output
@@ -270,8 +274,8 @@ def test_the_readme_example_queries_answer_as_expected(neo4j, catalogue) -> None
     assert _roon(neo4j, "graph", "init").exit_code == 0
     assert _roon(neo4j, "graph", "push", "--catalogue", str(path), "--json").exit_code == 0
     matches = [
-        {"circuit": "xor", "description": "x XOR y", "model_id": ids[k], "layer_offset": 0,
-         "maps": {"0": [0, 1]}, "verified": k != "D"}
+        {"circuit": "xor", "circuit_id": "x1", "description": "x XOR y", "model_id": ids[k],
+         "layer_offset": 0, "maps": {"0": [0, 1]}, "verified": k != "D"}
         for k in ("A", "C", "D")
     ]  # fmt: skip
     with connect(neo4j.uri, neo4j.user, neo4j.password, database=neo4j.database) as store:
@@ -294,10 +298,10 @@ def test_the_readme_example_queries_answer_as_expected(neo4j, catalogue) -> None
     assert all(r["domain"] == "binary" and r["fan_in"] in (1, 2, 3) for r in top)
 
     circuit = answer("MATCH (c:Circuit {name: $circuit})-[a:APPEARS_IN]->(m:Model)")
-    assert [(r["model"], r["model_id"], r["verified"]) for r in circuit] == [
-        ("xor_net", ids["A"], True),
-        ("xor_net_scaled", ids["D"], False),
-        ("xor_net_sorted", ids["C"], True),
+    # verified embeddings only: D's failed the functional check
+    assert [(r["model"], r["model_id"]) for r in circuit] == [
+        ("xor_net", ids["A"]),
+        ("xor_net_sorted", ids["C"]),
     ]
 
     # OR − AND fed by AND (−) and OR (+): xor_net, its sorted and its scaled copies

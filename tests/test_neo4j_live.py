@@ -82,7 +82,8 @@ def test_init_is_idempotent_and_creates_the_schema(store: GraphStore) -> None:
     constraints = run_read_query(store, "SHOW CONSTRAINTS YIELD name RETURN name")
     indexes = run_read_query(store, "SHOW INDEXES YIELD name RETURN name")
     names = {r[0] for r in constraints.rows} | {r[0] for r in indexes.rows}
-    assert {"model_id", "layer_id", "neuron_id", "signature_hash", "circuit_name"} <= names
+    assert {"model_id", "layer_id", "neuron_id", "signature_hash", "circuit_id"} <= names
+    assert "circuit_name" not in {r[0] for r in constraints.rows}  # keyed on the id now
     assert {"signature_hash_text", "neuron_model_layer", "layer_model", "model_name"} <= names
 
 
@@ -104,13 +105,19 @@ def test_example_queries_answer_as_expected(store: GraphStore, catalogue) -> Non
     path, ids = catalogue
     push_catalogue(store, path)
     matches = [
-        {"circuit": "xor", "description": "x XOR y", "model_id": ids[k], "layer_offset": 0,
-         "maps": {"0": [0, 1]}, "verified": True}
+        {"circuit": "xor", "circuit_id": "x1", "description": "x XOR y", "model_id": ids[k],
+         "layer_offset": 0, "maps": {"0": [0, 1]}, "verified": k != "D"}
         for k in ("A", "C", "D")
-    ] + [{"circuit": "and", "description": "x AND y", "model_id": ids["B"], "layer_offset": 0,
-          "maps": {"0": [0]}, "verified": False}]  # fmt: skip
-    assert push_matches(store, matches) == 4
+    ] + [{"circuit": "and", "circuit_id": "a1", "description": "x AND y",
+          "model_id": ids["B"], "layer_offset": 0, "maps": {"0": [0]}, "verified": False},
+         # another circuit of the same name is another node
+         {"circuit": "xor", "circuit_id": "x2", "description": "x XOR y, as a file",
+          "model_id": ids["D"], "layer_offset": 0, "maps": {"0": [0, 1]}, "verified": True,
+          "strict": True}]  # fmt: skip
+    assert push_matches(store, matches) == 5
     assert push_matches(store, matches) == 0  # idempotent
+    circuits = run_read_query(store, "MATCH (c:Circuit) RETURN c.id ORDER BY c.id")
+    assert [r[0] for r in circuits.rows] == ["a1", "x1", "x2"]
 
     top = _example(store, "signatures_in_most_models", limit=3)
     and2 = signature_hash(2, 0b1000)
@@ -118,10 +125,12 @@ def test_example_queries_answer_as_expected(store: GraphStore, catalogue) -> Non
     tied = sorted([signature_hash(2, 0b1110), signature_hash(2, 0b0100)])
     assert [r["hash"] for r in top[1:]] == tied and {r["models"] for r in top[1:]} == {3}
 
+    # verified embeddings only: D's through x1 failed its check, through x2 it passed
     xor = _example(store, "models_with_circuit", circuit="xor")
     assert [r["model"] for r in xor] == ["xor_net", "xor_net_scaled", "xor_net_sorted"]
-    assert {r["model_id"] for r in xor} == {ids["A"], ids["C"], ids["D"]}
-    assert all(r["verified"] is True and r["layer_offset"] == 0 for r in xor)
+    assert [r["model_id"] for r in xor] == [ids["A"], ids["D"], ids["C"]]
+    assert all(r["layer_offset"] == 0 for r in xor)
+    assert _example(store, "models_with_circuit", circuit="and") == []
 
     feeding = _example(store, "feeding_neuron", neuron_id=f"{ids['E']}:0:0", threshold=0.1)
     assert [(r["source"], r["weight"]) for r in feeding] == [

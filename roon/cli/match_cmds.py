@@ -51,7 +51,7 @@ def where(
         typer.Option(help="Also require unmapped inputs of mapped neurons to carry ~0 weight."),
     ] = False,
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Stop after this many embeddings.")
+        int | None, typer.Option(min=1, help="Stop after this many verified embeddings.")
     ] = None,
     model: Annotated[
         list[str] | None,
@@ -110,6 +110,7 @@ def where(
                     "input_map": m.input_map,
                     "verified": m.verified,
                     "deviation": m.deviation if math.isfinite(m.deviation) else None,
+                    "exact": m.exact,
                 }
                 for m in result.matches
             ]
@@ -145,7 +146,11 @@ def where(
     for note in result.notes:
         out.print(plain(f"note: {note}"))
     if save:
-        out.print(f"saved {len(result.matches)} embeddings to the matches table")
+        kept = len(result.matches) - result.saved
+        out.print(
+            f"saved {result.saved} embeddings to the matches table"
+            + (f" ({kept} were there already)" if kept else "")
+        )
 
 
 def recurring(

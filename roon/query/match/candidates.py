@@ -10,7 +10,10 @@ neuron, target neurons in its layer whose signature is one of the pattern neuron
 * a pattern neuron with as many inputs as the target layer: the target's own signature
   (``signatures`` table);
 * with fewer, at most 3: a *restricted* signature of the target (``restricted`` table:
-  its subsets of at most 3 of its 8 strongest inputs), which also says which inputs;
+  its subsets of at most 3 of its 8 strongest inputs), which also says which inputs.
+  For a target neuron with more than 8 inputs this is no longer a necessary condition
+  (an embedding may use weaker inputs): the placement is counted in
+  ``Filtered.partial_index`` and the result says it may be incomplete;
 * with more than 3 but fewer than the target's: no index applies — every target neuron
   is a candidate and the matcher scans, with its node budget;
 * target neurons whose signature is *fragile* (an input within the tolerance of the
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from roon.kernels.restricted import MAX_SUBSET
+from roon.kernels.restricted import MAX_SUBSET, TOP_INPUTS
 from roon.query.match.layered import NeuronCandidates
 from roon.query.match.pattern import NeuronKeys, Pattern, neuron_keys
 
@@ -44,7 +47,6 @@ class Placement:
     offset: int
     domains: tuple[str, ...]
     candidates: list[list[NeuronCandidates]]
-    scanned: bool = False  # some pattern neuron had no index: the matcher scans
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Filtered:
     models: int = 0
     deep_enough: int = 0
     unjudged: int = 0
+    partial_index: int = 0  # placements the restricted index saw only in part (docstring)
     notes: list[str] = field(default_factory=list)
 
 
@@ -193,6 +196,7 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
     dropped: dict[str, int] = defaultdict(int)
     for model_id, o, domains in raw:
         placement = Placement(model_id, o, domains, [])
+        partial = False
         for j, (width, k) in enumerate(shapes):
             layer = o + j
             fan_in, t_width, _ = by_model[model_id][layer]
@@ -209,12 +213,12 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
                 nk = keys[(0, domains[0])][p]
                 if nk.hashes is None or (MAX_SUBSET < k < fan_in):
                     row.append(None)  # no index applies: scan
-                    placement.scanned = True
                 elif k == fan_in:
                     hits = full.get((model_id, layer, j, p))
                     row.append(dict.fromkeys(sorted(hits)) if hits else {})
                 else:
                     sets = restricted.get((model_id, layer, j, p), {})
+                    partial |= fan_in > TOP_INPUTS
                     row.append({t: frozenset(s) for t, s in sorted(sets.items())})
             if len(row) < width or any(c is not None and not c for c in row):
                 placement = None
@@ -226,6 +230,8 @@ def could_appear_in(con: Any, pattern: Pattern, models: Sequence[str] | None = N
             placement.candidates.append(row)
         if placement is not None:
             out.placements.append(placement)
+        # dropped or kept, the index did not see every input subset of this placement
+        out.partial_index += partial
     out.notes = [f"{n} placements skipped: {why}" for why, n in sorted(dropped.items())]
     if out.unjudged:
         out.notes.append(

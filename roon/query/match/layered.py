@@ -52,7 +52,10 @@ class Embedding:
 
 @dataclass
 class Search:
-    """Counters of one search: nodes tried, and whether it ran to the end."""
+    """Counters of one search: nodes tried, and whether it ran to the end.
+
+    ``exact`` is the caller's: whether the per-neuron check it passed was exact.
+    """
 
     budget: int = DEFAULT_NODE_BUDGET
     nodes: int = 0
@@ -60,6 +63,7 @@ class Search:
     checks: int = 0
     found: int = 0
     notes: list[str] = field(default_factory=list)
+    exact: bool = True
 
     def tick(self) -> bool:
         self.nodes += 1

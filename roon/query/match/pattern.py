@@ -68,8 +68,10 @@ class NeuronKeys:
     Attributes:
         hashes: signature hashes of every completion of its ties, or None when the neuron
             is matched without the hash filter (too many ties, or fan-in too large).
-        informative: False when the neuron is never excited off its ties on the domain:
-            it carries no information there, and a placement there is not judged.
+        informative: False when the neuron is never excited off its ties on the domain
+            (its only key is the all-zero table: it matches every dead neuron). Where a
+            whole output of the circuit is 0 on a domain, ``where`` does not judge
+            placements there (:func:`~roon.query.match.verify.silent_outputs`).
     """
 
     hashes: frozenset[str] | None
@@ -120,6 +122,11 @@ def load_pattern(
             pass
         else:
             return _model_pattern(load_catalogued_model(root, model_id), f"catalogue:{model_id}")
+    if path.suffix or os.sep in text or path.exists():
+        what = "is not a file" if path.exists() else "no such file"
+        raise InvalidArgumentError(
+            f"{text}: {what}, and no library circuit or catalogued model of that name"
+        )
     names = ", ".join(circuit_names())
     raise InvalidArgumentError(
         f"unknown circuit {text!r}: not a library circuit ({names}), a file, "

@@ -33,6 +33,7 @@ __all__ = [
     "SubnetworkCheck",
     "evaluation_points",
     "embedding_deviation",
+    "silent_outputs",
 ]
 
 # Relative deviation an embedding may have and still count as the circuit. 0.1 admits a
@@ -284,9 +285,21 @@ def evaluation_points(domain: str, m: int) -> np.ndarray:
 
 def _forward(layers: Sequence[tuple[np.ndarray, np.ndarray, str]], x: np.ndarray) -> np.ndarray:
     h = x
-    for w, b, act in layers:
-        h = activate(act, h @ np.asarray(w, np.float64).T + np.asarray(b, np.float64))
+    # huge weights overflow to inf (and inf - inf to nan): the deviation then says "no fit"
+    with np.errstate(over="ignore", invalid="ignore"):
+        for w, b, act in layers:
+            h = activate(act, h @ np.asarray(w, np.float64).T + np.asarray(b, np.float64))
     return h
+
+
+def silent_outputs(
+    pattern_layers: Sequence[tuple[np.ndarray, np.ndarray, str]], domain: str
+) -> list[int]:
+    """Outputs of the pattern that are 0 on every evaluation point of ``domain``: no
+    embedding can be verified there (:func:`embedding_deviation` is ``inf``)."""
+    m = np.asarray(pattern_layers[0][0]).shape[1]
+    p = _forward(pattern_layers, evaluation_points(domain, m))
+    return [int(o) for o in np.flatnonzero(~np.any(p != 0, axis=0))]
 
 
 def embedding_deviation(
@@ -312,12 +325,13 @@ def embedding_deviation(
     p = _forward(pattern_layers, x)  # [N, outputs]
     t = _forward(target_layers, x)
     worst = 0.0
-    for o in range(p.shape[1]):
-        po, to = p[:, o], t[:, o]
-        norm = float(po @ po)
-        c = float(po @ to) / norm if norm > 0 else 0.0
-        scale = float(np.abs(c * po).max()) if c > 0 else 0.0
-        if scale == 0.0:
-            return float("inf")
-        worst = max(worst, float(np.abs(c * po - to).max()) / scale)
-    return worst
+    with np.errstate(over="ignore", invalid="ignore"):
+        for o in range(p.shape[1]):
+            po, to = p[:, o], t[:, o]
+            norm = float(po @ po)
+            c = float(po @ to) / norm if norm > 0 else 0.0
+            scale = float(np.abs(c * po).max()) if c > 0 else 0.0
+            if not 0.0 < scale < np.inf:
+                return float("inf")
+            worst = max(worst, float(np.abs(c * po - to).max()) / scale)
+    return worst if np.isfinite(worst) else float("inf")

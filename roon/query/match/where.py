@@ -8,7 +8,7 @@ Three steps, each narrower than the one before:
 2. :func:`~roon.query.match.layered.embeddings` — the exact layered matcher over the full
    stored weights (``model.safetensors``, never the possibly pruned ``edges`` table):
    injective maps, edge signs, and the exact positional check of every neuron
-   (:func:`~roon.query.match.verify.functions_agree`), ``--strict`` on top;
+   (:class:`~roon.query.match.verify.SubnetworkCheck`), ``--strict`` on top;
 3. :func:`~roon.query.match.verify.embedding_deviation` — the functional check of every
    embedding; ``verified`` when within the tolerance.
 """
@@ -24,12 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import CatalogueError, InvalidArgumentError
+from roon.errors import CatalogueError, InvalidArgumentError, QueryError, one_line
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, emit
 from roon.query.match.layered import DEFAULT_NODE_BUDGET, Embedding, Search, embeddings
 from roon.query.match.pattern import Pattern, load_pattern
-from roon.query.match.verify import DEFAULT_TOLERANCE, SubnetworkCheck, embedding_deviation
+from roon.query.match.verify import (
+    DEFAULT_TOLERANCE,
+    MAX_CUBE_POINTS,
+    SubnetworkCheck,
+    embedding_deviation,
+    silent_outputs,
+)
 
 __all__ = [
     "STRICT_TOLERANCE",
@@ -59,6 +65,10 @@ class Match:
             ``layer_offset`` (model inputs when it is 0, else neurons of the layer below).
         verified: the functional check passed (``deviation <= tolerance``).
         deviation: the functional check's relative deviation (``inf``: nothing to compare).
+        exact: the positional check was exact — every point of the circuit's input
+            domain, integer arithmetic. False when it was judged on seeded sample points
+            (more circuit inputs than :data:`~roon.query.match.verify.MAX_CUBE_POINTS`
+            allows) or in float64 (an activation other than relu and linear).
     """
 
     circuit: str
@@ -69,6 +79,7 @@ class Match:
     input_map: list[list[int]]
     verified: bool
     deviation: float
+    exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,8 +94,10 @@ class WhereResult:
         matches: every embedding, verified or not, ordered by model name and offset.
         models: models searched.
         models_found: models with at least one verified embedding.
-        complete: False when some search stopped at its node budget or ``limit``.
+        complete: False when some embedding may be missing: a search stopped at its node
+            budget or ``limit``, or the restricted index could not see every input.
         notes: why placements were skipped, where the search was partial.
+        saved: rows ``save`` added to the ``matches`` table (rows already there are kept).
     """
 
     circuit: str
@@ -96,6 +109,7 @@ class WhereResult:
     placements: int = 0
     complete: bool = True
     notes: list[str] = field(default_factory=list)
+    saved: int = 0
 
     @property
     def verified(self) -> list[Match]:
@@ -116,9 +130,12 @@ def match_model(
     strict: bool = False,
     strict_tolerance: float = STRICT_TOLERANCE,
     limit: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
     node_budget: int = DEFAULT_NODE_BUDGET,
 ) -> tuple[list[tuple[Embedding, float]], Search]:
     """Embeddings of ``pattern`` in ``target`` at ``offset``, each with its deviation.
+
+    ``search.exact`` says whether the positional check was exact (see :class:`Match`).
 
     Args:
         pattern: the pattern.
@@ -128,7 +145,8 @@ def match_model(
         candidates: per pattern layer and neuron (see :mod:`roon.query.match.layered`).
         strict: also require unmapped inputs of mapped neurons to be ~0.
         strict_tolerance: see :data:`STRICT_TOLERANCE`.
-        limit: stop after this many embeddings.
+        limit: stop after this many embeddings within ``tolerance`` (verified ones).
+        tolerance: the functional check's tolerance (what ``limit`` counts).
         node_budget: the matcher's node budget.
     """
     depth = len(pattern.mlp.layers)
@@ -143,6 +161,8 @@ def match_model(
     tw = [w for w, _, _ in target_layers]
     tb = [b for _, b, _ in target_layers]
     exact = SubnetworkCheck(_pattern_layers(pattern), target_layers, domains[0])
+    search = Search(budget=node_budget)
+    search.exact = exact.exact and not exact.sampled
     cache: dict[tuple[Any, ...], bool] = {}
 
     def check(j: int, p: int, t: int, prefix: tuple[tuple[int, ...], ...]) -> bool:
@@ -157,8 +177,8 @@ def match_model(
             cache[key] = ok
         return cache[key]
 
-    search = Search(budget=node_budget)
     found: list[tuple[Embedding, float]] = []
+    verified = 0
     pattern_layers = _pattern_layers(pattern)
     for emb in embeddings(
         [la.weight for la in pattern.mlp.layers], tw, candidates, check=check, search=search
@@ -170,8 +190,10 @@ def match_model(
             layer = target.layers[offset + j]
             sub.append((tw[j][np.ix_(rows, rows_prev)], tb[j][rows], layer.activation))
             rows_prev = rows
-        found.append((emb, embedding_deviation(pattern_layers, sub, domains[0])))
-        if limit is not None and len(found) >= limit:
+        deviation = embedding_deviation(pattern_layers, sub, domains[0])
+        found.append((emb, deviation))
+        verified += deviation <= tolerance
+        if limit is not None and verified >= limit:
             search.complete = False
             break
     return found, search
@@ -247,8 +269,9 @@ def where(
         strict: also require every unmapped input of a mapped target neuron to carry
             ``|w| <= strict_tolerance ·`` its largest mapped ``|w|``.
         strict_tolerance: see :data:`STRICT_TOLERANCE`.
-        limit: stop after this many embeddings (the result says it is incomplete).
-        models: search only these models (references: id, id prefix or name).
+        limit: stop after this many verified embeddings (the result says it is incomplete).
+        models: search only these models (references: id, id prefix or name; one string is
+            one reference).
         include_derived: also search models derived by normalization (by default only
             models as ingested, so a normalized copy does not count twice).
         tolerance: the functional check's tolerance (:data:`DEFAULT_TOLERANCE`).
@@ -267,10 +290,14 @@ def where(
         CatalogueError: no catalogue, an unknown model, or models written before the
             restricted-signature index existed (the message says to run ``roon reindex``).
     """
+    import duckdb
+
     from roon.ingest.loaders import load_notes
+    from roon.kernels.restricted import TOP_INPUTS
     from roon.query.match.candidates import could_appear_in
     from roon.query.scan import scan_catalogue
     from roon.store import list_models, load_catalogued_model, open_catalogue
+    from roon.store.check import damage_error
 
     if limit is not None and limit < 1:
         raise InvalidArgumentError(f"limit {limit}: give a positive number of embeddings")
@@ -279,6 +306,13 @@ def where(
             f"tolerance {tolerance}, strict tolerance {strict_tolerance}: "
             "give a tolerance > 0 and a strict tolerance in [0, 1)"
         )
+    if not isinstance(circuit, str | os.PathLike | Pattern):
+        raise InvalidArgumentError(
+            f"circuit {circuit!r}: give a library circuit name, a file, a model reference "
+            "or a Pattern"
+        )
+    if isinstance(models, str):
+        models = [models]
     root = open_catalogue(catalogue)
     if isinstance(circuit, Pattern):
         pattern = circuit
@@ -310,7 +344,11 @@ def where(
             f"older roon); run 'roon reindex --catalogue {root}' first"
         )
     result = WhereResult(pattern.name, pattern.id, pattern.description, models=len(ids))
-    filtered = could_appear_in(con, pattern, ids)
+    try:
+        filtered = could_appear_in(con, pattern, ids)
+        names = dict(con.sql("SELECT model_id, name FROM models").fetchall())
+    except duckdb.Error as exc:
+        raise damage_error(root, one_line(exc)) or QueryError(one_line(exc)) from None
     result.notes.extend([*notes, *filtered.notes])
     if ids and not filtered.deep_enough:
         widths = "-".join(str(w) for w in pattern.mlp.widths)
@@ -318,12 +356,33 @@ def where(
             f"circuit {pattern.name!r} ({len(pattern.mlp.layers)} layers, widths {widths}) "
             f"is deeper or wider than every model searched in {root}"
         )
-    names = dict(con.sql("SELECT model_id, name FROM models").fetchall())
+    if filtered.partial_index:
+        result.complete = False
+        result.notes.append(
+            f"{filtered.partial_index} placements are in layers of more than {TOP_INPUTS} "
+            f"inputs, where the restricted index holds subsets of each neuron's {TOP_INPUTS} "
+            "strongest inputs only: embeddings through weaker inputs were not searched"
+        )
     by_model: dict[str, list[Any]] = {}
+    silent: dict[str, list[int]] = {}
+    skipped: dict[str, int] = {}
     for placement in filtered.placements:
+        domain = placement.domains[0]
+        if domain not in silent:
+            silent[domain] = silent_outputs(_pattern_layers(pattern), domain)
+        if silent[domain]:
+            skipped[domain] = skipped.get(domain, 0) + 1
+            continue
         by_model.setdefault(placement.model_id, []).append(placement)
+    for domain, n in sorted(skipped.items()):
+        outputs = ", ".join(str(o) for o in silent[domain])
+        result.notes.append(
+            f"{n} placements in {domain}-domain layers were not judged: the circuit's "
+            f"output {outputs} is 0 on every {domain} input, so nothing can verify it there"
+        )
     result.placements = len(filtered.placements)
     found_in: set[str] = set()
+    inexact = 0
     remaining = limit
     order = sorted(by_model, key=lambda m: (names.get(m, ""), m))
     for number, model_id in enumerate(order):
@@ -339,8 +398,11 @@ def where(
                 strict=strict,
                 strict_tolerance=strict_tolerance,
                 limit=remaining,
+                tolerance=tolerance,
                 node_budget=node_budget,
             )
+            if not search.exact:
+                inexact += 1
             if not search.complete:
                 result.complete = False
                 result.notes.extend(
@@ -359,23 +421,31 @@ def where(
                         input_map=[[i, x] for i, x in enumerate(emb.input_map)],
                         verified=ok,
                         deviation=deviation,
+                        exact=search.exact,
                     )
                 )
                 if ok:
                     found_in.add(model_id)
-            if remaining is not None:
-                remaining -= len(found)
-                if remaining <= 0:
-                    break
+                    if remaining is not None:
+                        remaining -= 1
+            if remaining is not None and remaining <= 0:
+                break
         if remaining is not None and remaining <= 0:
-            result.notes.append(f"stopped after {limit} embeddings (--limit)")
+            result.notes.append(f"stopped after {limit} verified embeddings (--limit)")
             break
+    if inexact:
+        result.notes.append(
+            f"the positional check was not exact at {inexact} placements: judged on "
+            f"{MAX_CUBE_POINTS} seeded points of the input cube (a circuit of many inputs) "
+            "or in float64 (an activation other than relu and linear); their rows say "
+            "exact = false"
+        )
     emit(progress, "models", len(order), len(order))
     result.models_found = len(found_in)
     if save and result.matches:
         from roon.store import write_rows
 
-        write_rows(root, "matches", matches_table(result, strict=strict))
+        result.saved = write_rows(root, "matches", matches_table(result, strict=strict))
     return result
 
 

@@ -22,7 +22,15 @@ from roon.query.neo4j.connection import GraphStore, display_uri, execute
 
 __all__ = ["PushSummary", "model_payload", "push_catalogue", "push_matches"]
 
-_MATCH_KEYS = ("circuit", "description", "model_id", "layer_offset", "maps", "verified")
+_MATCH_KEYS = (
+    "circuit",
+    "circuit_id",
+    "description",
+    "model_id",
+    "layer_offset",
+    "maps",
+    "verified",
+)
 
 
 @dataclass
@@ -246,13 +254,14 @@ def _match_row(row: Mapping[str, Any]) -> dict[str, Any]:
     deviation = row.get("deviation")
     return {
         "circuit": str(row["circuit"]),
-        "circuit_id": str(row.get("circuit_id") or ""),
+        "circuit_id": str(row["circuit_id"]),
         "description": str(row["description"] or ""),
         "model_id": str(row["model_id"]),
         "layer_offset": int(row["layer_offset"]),
         "maps": text(row["maps"]),
         "input_map": text(row.get("input_map", [])),
         "verified": bool(row["verified"]),
+        "strict": bool(row.get("strict", False)),
         "deviation": None if deviation is None else float(deviation),
     }
 
@@ -267,10 +276,11 @@ def push_matches(
 
     Args:
         store: an open connection.
-        rows: one mapping per match with keys ``circuit`` (name), ``description``,
-            ``model_id``, ``layer_offset``, ``maps`` (JSON text, or an object that is
-            dumped with sorted keys) and ``verified``, optionally ``circuit_id``,
-            ``input_map`` and ``deviation``: the shape of the ``matches`` table.
+        rows: one mapping per match with keys ``circuit`` (name), ``circuit_id`` (the
+            circuit's network hash, which keys its node), ``description``, ``model_id``,
+            ``layer_offset``, ``maps`` (JSON text, or an object that is dumped with sorted
+            keys) and ``verified``, optionally ``input_map``, ``strict`` and
+            ``deviation``: the shape of the ``matches`` table.
         batch_size: rows per transaction.
 
     Returns:

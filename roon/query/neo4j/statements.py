@@ -120,17 +120,17 @@ SET r.changes = row.changes,
     r.created_at = row.created_at
 """
 
-# One APPEARS_IN per (circuit, model, layer offset, maps): a circuit may sit in a model
-# several times.
-# Saved circuit matches (the ``matches`` table): one APPEARS_IN per embedding, keyed by
-# its offset and maps (JSON text), with the functional check's result on it.
+# Saved circuit matches (the ``matches`` table): one APPEARS_IN per embedding, keyed as
+# the table's rows are (offset, maps and input map as JSON text, strict), with the
+# functional check's result on it; a circuit may sit in a model several times. Circuits
+# key on their network's hash (two may share a name).
 MERGE_MATCHES = """
 UNWIND $rows AS row
-MERGE (c:Circuit {name: row.circuit})
-SET c.description = row.description, c.circuit_id = row.circuit_id
+MERGE (c:Circuit {id: row.circuit_id})
+SET c.name = row.circuit, c.description = row.description
 MERGE (m:Model {id: row.model_id})
 MERGE (c)-[a:APPEARS_IN {layer_offset: row.layer_offset, maps: row.maps,
-                         input_map: row.input_map}]->(m)
+                         input_map: row.input_map, strict: row.strict}]->(m)
 SET a.verified = row.verified, a.deviation = row.deviation
 """
 
@@ -165,10 +165,12 @@ ORDER BY models DESC, neurons DESC, hash
 LIMIT $limit
 """
 
+# Only verified embeddings count as appearances (as in ``roon where``'s summary); the
+# others stay in the graph with verified = false.
 MODELS_WITH_CIRCUIT = """
 MATCH (c:Circuit {name: $circuit})-[a:APPEARS_IN]->(m:Model)
-RETURN m.id AS model_id, m.name AS model, a.layer_offset AS layer_offset,
-       a.verified AS verified
+WHERE a.verified
+RETURN DISTINCT m.id AS model_id, m.name AS model, a.layer_offset AS layer_offset
 ORDER BY model, model_id, layer_offset
 """
 
