@@ -184,41 +184,41 @@ def test_a_perturbed_copy_is_found_and_verified(tmp_path: Path):
 
 
 def test_circuits_trained_from_scratch_are_found_and_verified(tmp_path: Path):
+    # PyTorch's default initialisation, five seeds: a run that converges has the circuit
+    # (found and verified), a run stuck at a dead ReLU has not (never verified)
     torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
+    from roon import ingest_models
+
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(2048, 2, generator=gen) * 2 - 1
     cases = {
-        "greater": (
-            torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU()),
-            torch.relu(x[:, :1] - x[:, 1:]),
-        ),
-        "abs": (
-            torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.ReLU(), torch.nn.Linear(1 * 2, 1)),
-            x[:, :1].abs(),
-        ),
+        "greater": (lambda: torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU()),
+                    x, torch.relu(x[:, :1] - x[:, 1:])),
+        "abs": (lambda: torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.ReLU(),
+                                            torch.nn.Linear(2, 1)),
+                x[:, :1], x[:, :1].abs()),
     }  # fmt: skip
-    for name, (net, y) in cases.items():
-        inputs = x[:, : net[0].in_features]
-        with torch.no_grad():  # a start on the right side of the ReLU kinks
-            net[0].weight.copy_(
-                torch.tensor([[0.8, -0.6]]) if name == "greater" else torch.tensor([[0.7], [-0.9]])
-            )
-            net[0].bias.zero_()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-        for _ in range(600):
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(inputs), y)
-            loss.backward()
-            opt.step()
-        assert loss.item() < 1e-4, (name, loss.item())
-        root = _catalogue(tmp_path / name, [], "signed")
-        from roon import ingest_models
-
-        [res] = ingest_models([net], root, input_domain="signed", backend="ref")
-        assert res.status == "ingested"
-        result = where(name, root)
-        assert result.models_found == 1, (name, [m.deviation for m in result.matches])
+    for name, (make, inputs, y) in cases.items():
+        outcomes = set()
+        for seed in range(5):
+            torch.manual_seed(seed)
+            net = make()
+            opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+            for _ in range(600):
+                opt.zero_grad()
+                loss = torch.nn.functional.mse_loss(net(inputs), y)
+                loss.backward()
+                opt.step()
+            if 1e-4 <= loss.item() <= 1e-2:
+                continue  # neither converged nor clearly stuck: no claim either way
+            converged = loss.item() < 1e-4
+            outcomes.add(converged)
+            root = tmp_path / f"{name}-{seed}"
+            [res] = ingest_models([net], root, input_domain="signed", backend="ref")
+            assert res.status == "ingested"
+            result = where(name, root)
+            assert (result.models_found == 1) == converged, (name, seed, loss.item())
+        assert True in outcomes, name  # at least one seed converged
 
 
 def test_what_fails_the_functional_check_is_reported_but_never_verified(tmp_path: Path):
