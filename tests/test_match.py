@@ -444,9 +444,15 @@ def test_inexact_checks_are_flagged(tmp_path: Path):
     path = tmp_path / "tanh.safetensors"
     save_safetensors(tanh, path)
     target = MLP([Layer(np.array([[2.0, 2.0]]), np.array([-2.0]), "tanh")], name="t")
-    result = where(str(path), _catalogue(tmp_path, [target], "binary"))
+    root = _catalogue(tmp_path, [target], "binary")
+    result = where(str(path), root, save=True)
     assert result.matches and not any(m.exact for m in result.matches)
     assert any("not exact at 1 placements" in n for n in result.notes)
+    # ... and so do the rows saved (a row an older roon saved reads as null)
+    from roon.store import read_table
+
+    saved = read_table(root, "matches").to_pylist()
+    assert len(saved) == len(result.matches) and {r["exact"] for r in saved} == {False}
     # the library's relu circuits on a small cube: exact
     root = _catalogue(tmp_path / "and", [load_circuit("and").mlp], "binary")
     assert all(m.exact for m in where("and", root).matches)

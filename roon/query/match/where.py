@@ -479,6 +479,7 @@ def matches_table(result: WhereResult, *, strict: bool = False) -> Any:
             "input_map": json.dumps(m.input_map),
             "strict": strict,
             "verified": m.verified,
+            "exact": m.exact,
             "deviation": m.deviation if np.isfinite(m.deviation) else float("inf"),
             "found_at": now,
         }

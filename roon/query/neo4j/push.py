@@ -262,6 +262,7 @@ def _match_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "input_map": text(row.get("input_map", [])),
         "verified": bool(row["verified"]),
         "strict": bool(row.get("strict", False)),
+        "exact": None if row.get("exact") is None else bool(row["exact"]),
         "deviation": None if deviation is None else float(deviation),
     }
 

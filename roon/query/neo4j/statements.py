@@ -131,7 +131,7 @@ SET c.name = row.circuit, c.description = row.description
 MERGE (m:Model {id: row.model_id})
 MERGE (c)-[a:APPEARS_IN {layer_offset: row.layer_offset, maps: row.maps,
                          input_map: row.input_map, strict: row.strict}]->(m)
-SET a.verified = row.verified, a.deviation = row.deviation
+SET a.verified = row.verified, a.deviation = row.deviation, a.exact = row.exact
 """
 
 COUNT_LABELS = """
