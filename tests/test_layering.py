@@ -81,3 +81,57 @@ def test_imports_run_downwards(path: Path):
         if theirs is not None and theirs > mine:
             upward.append(f"line {line}: {target} (layer {theirs} > {mine})")
     assert not upward, f"{me} imports upwards: {upward}"
+
+
+def _from_imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """Every ``import``/``from ... import`` of a file as (module, names, line), relative
+    imports made absolute (``from . import x`` in package ``p``: module ``p``)."""
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, [], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join([*base, *([module] if module else [])])
+            found.append((module, [alias.name for alias in node.names], node.lineno))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    parts = name.split(".")
+    base = ROOT / ("schema" if parts[:2] == ["roon", "schema"] else "roon")
+    rest = parts[2:] if parts[:2] == ["roon", "schema"] else parts[1:]
+    path = base.joinpath(*rest) if rest else base
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+PACKAGES = [p for p in SOURCES if p.name == "__init__.py" and p.parent != ROOT / "roon"]
+# a package whose __init__ imports its own modules (roon.cli registers every command
+# module): none of them may import a name from that __init__, which is only half run
+# when they are imported — an import cycle that works or fails by import order
+HUBS = {
+    _module_name(p)
+    for p in PACKAGES
+    if any(m.startswith(_module_name(p) + ".") for m, _, _ in _from_imports(p))
+}
+
+
+def test_the_cli_package_is_a_hub():
+    assert "roon.cli" in HUBS  # the check below covers `from roon.cli import RoonGroup`
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_the_package_that_imports_it(path: Path):
+    me = _module_name(path)
+    hubs = [h for h in HUBS if me.startswith(h + ".")]
+    cycles = []
+    for module, names, line in _from_imports(path):
+        if module not in hubs:
+            continue
+        defined = [n for n in names if not _is_module(f"{module}.{n}")] if names else [module]
+        cycles += [f"line {line}: {module} ({n})" for n in defined]
+    assert not cycles, f"{me} imports from a package __init__ that imports it: {cycles}"

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from roon.cli import RoonGroup
-from roon.cli._common import JsonOption, print_json, print_rows
+from roon.cli._common import JsonOption, RoonGroup, print_json, print_rows
 
 circuits_app = typer.Typer(
     cls=RoonGroup,
