@@ -135,3 +135,24 @@ def test_no_module_imports_the_package_that_imports_it(path: Path):
         defined = [n for n in names if not _is_module(f"{module}.{n}")] if names else [module]
         cycles += [f"line {line}: {module} ({n})" for n in defined]
     assert not cycles, f"{me} imports from a package __init__ that imports it: {cycles}"
+
+
+TESTS = sorted((ROOT / "tests").glob("*.py"))
+TEST_MODULES = {p.stem for p in TESTS if p.stem.startswith("test_") or p.stem == "conftest"}
+
+
+@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.name)
+def test_no_test_module_imports_another(path: Path):
+    """Shared helpers live in tests/fixtures.py; a test module is never imported."""
+    imported = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.append((node.module, node.lineno))
+    hits = [
+        f"line {line}: {name}"
+        for name, line in imported
+        if name.removeprefix("tests.").split(".")[0] in TEST_MODULES
+    ]
+    assert not hits, f"{path.name} imports a test module: {hits}"

@@ -9,7 +9,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 import pytest
-from fixtures import abs_net, and_or_net, random_mlp
+from fixtures import abs_net, and_or_net, permuted, random_mlp
 from roon.schema import read_text, table_schema
 from typer.testing import CliRunner
 
@@ -174,8 +174,6 @@ def test_tokens_table_schema():
 
 
 def test_compare_tokens_cli(tmp_path):
-    from test_normalize_exact import permuted
-
     m = random_mlp((4, 7, 3), seed=9)
     save_safetensors(m, tmp_path / "a.safetensors")
     save_safetensors(permuted(m, 1), tmp_path / "b.safetensors")
