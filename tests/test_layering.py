@@ -156,3 +156,15 @@ def test_no_test_module_imports_another(path: Path):
         if name.removeprefix("tests.").split(".")[0] in TEST_MODULES
     ]
     assert not hits, f"{path.name} imports a test module: {hits}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_private_name_is_imported_from_another_module(path: Path):
+    """A helper two modules share is public (e.g. ``roon.cli._common.parse_int_list``)."""
+    private = [
+        f"line {line}: {module}.{name}"
+        for module, names, line in _from_imports(path)
+        for name in names
+        if module.startswith("roon") and name.startswith("_") and not name.startswith("__")
+    ]
+    assert not private, f"{_module_name(path)} imports private names: {private}"

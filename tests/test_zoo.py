@@ -140,6 +140,19 @@ def test_unknown_task_names_error_cleanly(tmp_path: Path):
     assert not (tmp_path / "zoo").exists()
 
 
+def test_int_lists_parse_and_name_the_option_on_bad_input():
+    from roon.cli._common import parse_int_list
+
+    assert parse_int_list(None, "--widths") is None
+    assert parse_int_list("2, 4,,8,", "--widths") == [2, 4, 8]
+    for bad in ("", ",", "2,x", "2.5", "0", "4,-1"):
+        with pytest.raises(InvalidArgumentError) as info:
+            parse_int_list(bad, "--seeds")
+        assert str(info.value) == (
+            f"--seeds {bad!r}: give comma-separated positive integers, e.g. 2,4,8"
+        )
+
+
 # -- training, files, determinism --------------------------------------------------------
 
 

@@ -156,6 +156,28 @@ def parse_bounds(text: str | None, option: str = "--input-bounds") -> tuple[floa
     return lo, hi
 
 
+def parse_int_list(text: str | None, option: str) -> list[int] | None:
+    """``"2,4,8"`` → ``[2, 4, 8]`` (None stays None); empty parts are skipped.
+
+    Raises:
+        InvalidArgumentError: no number, a part that is not an integer, or one below 1;
+            the message names ``option``.
+    """
+    from roon.errors import InvalidArgumentError
+
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise InvalidArgumentError(
+            f"{option} {text!r}: give comma-separated positive integers, e.g. 2,4,8"
+        )
+    return values
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 

@@ -13,10 +13,10 @@ from roon.cli._common import (
     JsonOption,
     ProgressBars,
     console,
+    parse_int_list,
     print_json,
     print_rows,
 )
-from roon.cli.zoo_cmds import _int_list
 from roon.errors import InvalidArgumentError
 
 # Rows of each recurring table printed (report.json keeps more).
@@ -62,7 +62,7 @@ def demo(
     """
     from roon.zoo.demo import run_demo
 
-    options: dict[str, Any] = {"widths": _int_list(widths, "--widths")}
+    options: dict[str, Any] = {"widths": parse_int_list(widths, "--widths")}
     if tasks is not None:
         names = [t.strip() for t in tasks.split(",") if t.strip()]
         if not names:

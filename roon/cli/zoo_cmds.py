@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from roon.cli._common import JsonOption, ProgressBars, RoonGroup, console, print_json, print_rows
+from roon.cli._common import (
+    JsonOption,
+    ProgressBars,
+    RoonGroup,
+    console,
+    parse_int_list,
+    print_json,
+    print_rows,
+)
 from roon.errors import InvalidArgumentError
 
 zoo_app = typer.Typer(
@@ -16,20 +24,6 @@ zoo_app = typer.Typer(
     help="An offline zoo of small ReLU MLPs trained on tasks whose circuits are known.",
     no_args_is_help=True,
 )
-
-
-def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise InvalidArgumentError(
-            f"{option} {text!r}: give comma-separated positive integers, e.g. 2,4,8"
-        )
-    return values
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -80,7 +74,7 @@ def train(
         raise InvalidArgumentError("--tasks is empty; give task names, e.g. and,xor,abs")
     options = {
         "seeds": seeds,
-        "widths": _int_list(widths, "--widths"),
+        "widths": parse_int_list(widths, "--widths"),
         "controls": controls,
         "force": force,
     }
