@@ -25,15 +25,25 @@ LAYERS = [
     ("roon.store", 4),
     ("roon.ingest", 5),  # the package and its jobs: pipeline, reindex, normalize_job
     ("roon.query", 5),
-    ("roon.zoo", 5),  # trains and writes model files; reads through loaders, no catalogue
-    ("roon.cli", 6),
-    ("roon.__main__", 6),
+    # the zoo trains and plants model files (through loaders only); above ingest and query
+    # so that neither can import it
+    ("roon.zoo", 6),
+    ("roon.zoo.demo", 7),  # `roon demo`: trains, ingests and runs where/recurring
+    ("roon.cli", 8),
+    ("roon.__main__", 8),
 ]
 
 
 def layer_of(module: str) -> int | None:
     hits = [(len(p), rank) for p, rank in LAYERS if module == p or module.startswith(p + ".")]
     return max(hits)[1] if hits else None
+
+
+def test_the_demo_sits_above_what_it_runs_and_nothing_below_reaches_the_zoo():
+    below = ["roon.store", "roon.ingest.pipeline", "roon.query.match", "roon.query.recurring"]
+    assert all(layer_of("roon.zoo.demo") > layer_of(m) for m in [*below, "roon.zoo.plant"])
+    assert all(layer_of(m) < layer_of("roon.zoo.train") for m in below)
+    assert layer_of("roon.cli") > layer_of("roon.zoo.demo")
 
 
 def _module_name(path: Path) -> str:
