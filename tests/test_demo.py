@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from roon.cli import app
-from roon.errors import InvalidArgumentError
+from roon.errors import CatalogueError, InvalidArgumentError
 from roon.ingest.loaders.circuit import list_circuits
 from roon.query.match import where
 from roon.zoo import TASKS, load_zoo
@@ -194,6 +194,32 @@ def test_bad_input_is_one_line(tmp_path: Path):
         "roon: error: --widths 'two': give comma-separated positive integers, e.g. 2,4,8"
     ]
     assert not (tmp_path / "zoo").exists()
+
+
+def test_a_catalogue_that_cannot_be_one_fails_before_the_zoo_trains(tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    foreign = tmp_path / "etc"  # like --catalogue /etc: a folder of other files
+    foreign.mkdir()
+    (foreign / "passwd").write_text("root:x:0:0")
+    for catalogue, message in ((tmp_path / "file", "is a file, not a directory"),
+                               (foreign, "is a non-empty directory that is not a roon "
+                                         "catalogue")):  # fmt: skip
+        with pytest.raises(CatalogueError, match=message):
+            run_demo(tmp_path / "zoo", catalogue, tmp_path / "out", tasks=["and"], seeds=1)
+        args = ["demo", "--zoo", str(tmp_path / "zoo"), "--catalogue", str(catalogue),
+                "--out", str(tmp_path / "out"), "--tasks", "and", "--seeds", "1"]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1
+        [line] = result.output.strip().splitlines()
+        assert line.startswith("roon: error: catalogue ") or line.startswith(
+            f"roon: error: {foreign}"
+        )
+        assert message in line
+    assert not (tmp_path / "zoo").exists() and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in foreign.iterdir()) == ["passwd"]
+    with pytest.raises(InvalidArgumentError, match="unknown task 'nand'"):
+        run_demo(tmp_path / "zoo", tmp_path / "new-cat", tmp_path / "out", tasks=["nand"])
+    assert not (tmp_path / "new-cat").exists()
 
 
 # -- the findings, from hand-made matches -------------------------------------------------

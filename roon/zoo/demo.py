@@ -141,7 +141,8 @@ def run_demo(
 
     Raises:
         InvalidArgumentError: bad tasks, seeds, widths or plants, or ``out`` is a file.
-        CatalogueError: the catalogue cannot be opened or written.
+        CatalogueError: the catalogue cannot be opened or created (checked before the
+            zoo trains) or written.
     """
     from roon import __version__
     from roon.ingest.loaders.circuit import list_circuits
@@ -152,6 +153,7 @@ def run_demo(
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidArgumentError(f"{out_dir}: is not a directory; give a folder for --out")
+    _prepare_catalogue(catalogue, tasks)
     stages = _Stages(progress)
     plan = ["train", "ingest", "where", "controls", "recurring", "figure"]
     started = time.perf_counter()
@@ -198,6 +200,18 @@ def run_demo(
     report["files"] = {"report": str(out_dir / "report.json"), "figure": str(figure)}
     _write_json(out_dir / "report.json", report)
     return report
+
+
+def _prepare_catalogue(catalogue: str | os.PathLike[str], tasks: Sequence[str] | None) -> None:
+    """Open (or create) the catalogue before the zoo trains, so that a path that cannot be
+    one fails in a moment rather than after the training; unknown task names are told
+    first, so that a typo in them creates no catalogue."""
+    from roon.store import open_catalogue
+    from roon.zoo.tasks import resolve_tasks
+
+    if tasks is not None:
+        resolve_tasks(list(tasks))
+    open_catalogue(catalogue, create=True)
 
 
 def _train(
