@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,34 @@ def test_recurring_rows_name_the_tasks_of_their_models(demo):
     task_of = {c["name"]: c["task"] for c in load_zoo(root / "zoo")}
     for row in report["recurring"]["neurons"] + report["recurring"]["motifs"]:
         assert row["models"] >= 2
-        assert row["tasks"] == dict(Counter(task_of.get(n, "other") for n in row["found_in"]))
+        assert row["tasks"] == dict(Counter(task_of[n] for n in row["found_in"]))
+
+
+def test_recurring_counts_only_the_zoo_models_of_a_shared_catalogue(tmp_path: Path):
+    from roon import MLP, Layer
+    from roon.ingest.pipeline import ingest_model
+    from roon.store import open_catalogue
+    from roon.zoo.demo import _recurring
+
+    root = open_catalogue(tmp_path / "cat", create=True)
+
+    def net(name: str, scale: float) -> MLP:  # an AND neuron (x1 + x2 > 1.5) and a linear out
+        layers = [Layer(np.array([[scale, scale]]), np.array([-1.5 * scale]), "relu"),
+                  Layer(np.array([[1.0]]), np.array([0.0]), "linear")]  # fmt: skip
+        return MLP(layers, name=name, metadata={"input_domain": "binary"})
+
+    nets = {name: net(name, scale) for name, scale in
+            (("and-a", 1.0), ("and-b", 2.0), ("foreign-a", 3.0), ("foreign-b", 4.0))}  # fmt: skip
+    for m in nets.values():
+        ingest_model(m, root)
+    zoo = [_model("and-a", "and"), _model("and-b", "and")]
+    zoo = [replace(z, model_id=nets[z.name].id, normalized_id=nets[z.name].id) for z in zoo]
+    rows = _recurring(root, zoo)["neurons"]
+    [row] = [r for r in rows if r["circuits"] == ["and"]]
+    # the two foreign models hold the same AND neuron: counted, they would make it 4 models
+    assert row["models"] == 2 and row["found_in"] == ["and-a", "and-b"]
+    assert row["tasks"] == {"and": 2}
+    assert all(set(r["found_in"]) <= {"and-a", "and-b"} for r in rows)
 
 
 def test_the_cli_reuses_the_zoo_and_prints_where_the_files_are(demo):

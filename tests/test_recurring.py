@@ -99,3 +99,25 @@ def test_cli_json_and_table(catalogue: Path):
     assert row["signature"] == _hash(*AND[0]) and row["models"] == 3
     table = runner.invoke(app, ["recurring", "-c", str(catalogue), "--kind", "motif"])
     assert table.exit_code == 0 and "m0, m1" in table.stdout
+
+
+def test_only_the_models_asked_for_count(catalogue: Path):
+    ids = {name: mid for mid, name in _names(catalogue).items()}
+    rows = {r["signature"]: r for r in recurring(catalogue, models=[ids["m1"], ids["m2"]])}
+    # AND is in m1 and m2; OR and the motif's top neuron only in m0 and m1 (one model here)
+    assert set(rows) == {_hash(*AND[0])}
+    assert rows[_hash(*AND[0])]["found_in"] == ["m1", "m2"]
+    assert rows[_hash(*AND[0])]["models"] == 2 and rows[_hash(*AND[0])]["neurons"] == 2
+    both = recurring(catalogue, kind="motif", models=[ids["m0"], ids["m1"]])
+    assert [r["found_in"] for r in both] == [["m0", "m1"]]
+    assert recurring(catalogue, kind="motif", models=[ids["m0"], ids["m2"]]) == []
+    assert recurring(catalogue, models=[]) == []
+    assert recurring(catalogue, models=None) == recurring(catalogue)
+    with pytest.raises(InvalidArgumentError, match="list of model ids"):
+        recurring(catalogue, models=ids["m0"])
+
+
+def _names(root: Path) -> dict[str, str]:
+    from roon.query.scan import scan_catalogue
+
+    return dict(scan_catalogue(root).sql("SELECT model_id, name FROM models").fetchall())

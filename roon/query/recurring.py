@@ -20,6 +20,7 @@ and ``["recurring_motifs"]`` in :mod:`roon.query.neo4j.statements`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from roon.errors import InvalidArgumentError
@@ -39,6 +40,7 @@ SELECT s.hash AS signature, any_value(s.domain) AS domain, any_value(s.fan_in) A
        list(s.neuron_id ORDER BY s.neuron_id)[1:5] AS examples
 FROM signatures s JOIN models m USING (model_id) JOIN provenance p USING (model_id)
 WHERE s.exact AND ($derived OR p.format <> $derived_format) AND ($constant OR s.relevant > 0)
+  AND ($any_model OR list_contains($models::VARCHAR[], s.model_id))
 GROUP BY s.hash
 HAVING count(DISTINCT s.model_id) >= $min_models
 ORDER BY models DESC, neurons DESC, signature
@@ -73,6 +75,7 @@ JOIN models m ON m.model_id = t.model_id
 JOIN provenance pr ON pr.model_id = t.model_id
 WHERE p.exact AND t.exact AND ($derived OR pr.format <> $derived_format)
   AND ($constant OR t.relevant > 0)
+  AND ($any_model OR list_contains($models::VARCHAR[], t.model_id))
 GROUP BY motif
 HAVING count(DISTINCT t.model_id) >= $min_models
 ORDER BY models DESC, neurons DESC, motif
@@ -109,9 +112,14 @@ def recurring(
     include_derived: bool = False,
     include_constant: bool = False,
     limit: int = 20,
+    models: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Functions (``neuron``) or two-layer motifs (``motif``) in at least ``min_models``
     models, most frequent first (see the module docstring).
+
+    Args:
+        models: count only these models (model ids; None: every model). Derived models
+            among them count only with ``include_derived``.
 
     Returns:
         One dict per function or motif: its hash, ``models`` and ``neurons`` counts,
@@ -121,7 +129,8 @@ def recurring(
         and its ``inputs`` (input signatures with the weight's sign).
 
     Raises:
-        InvalidArgumentError: an unknown kind, ``min_models < 1`` or ``limit < 1``.
+        InvalidArgumentError: an unknown kind, ``min_models < 1``, ``limit < 1`` or
+            ``models`` a string rather than a list of ids.
         CatalogueError: no catalogue.
     """
     from roon.query.originals import DERIVED_FORMAT
@@ -132,6 +141,8 @@ def recurring(
     for name, value in (("min models", min_models), ("limit", limit)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgumentError(f"{name} {value!r}: give a positive integer")
+    if isinstance(models, str):
+        raise InvalidArgumentError(f"models {models!r}: give a list of model ids")
     con = scan_catalogue(catalogue)
     params: dict[str, Any] = {
         "min_models": min_models,
@@ -139,6 +150,8 @@ def recurring(
         "derived_format": DERIVED_FORMAT,
         "constant": include_constant,
         "limit": limit,
+        "any_model": models is None,
+        "models": list(models or []),
     }
     if kind == "motif":
         params["inputs"] = MOTIF_INPUTS

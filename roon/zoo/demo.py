@@ -124,8 +124,8 @@ def run_demo(
         zoo: the zoo directory (``roon zoo train``'s layout); missing models are trained.
         catalogue: the catalogue to ingest into (created if missing). Other models in it
             are searched too (one ``where`` per circuit covers the whole catalogue) but
-            not counted; ``recurring`` reads the whole catalogue and names their task
-            ``other``. A catalogue of its own keeps the demo fast.
+            not counted, by ``where`` or by ``recurring``. A catalogue of its own keeps
+            the demo fast.
         out: where ``report.json``, ``summary.png`` and the planted control's catalogue
             (``planted-catalogue/``) go.
         tasks: zoo tasks (default :data:`DEMO_TASKS`; None: every task).
@@ -396,17 +396,19 @@ def _planted_control(
 
 
 def _recurring(catalogue: str | os.PathLike[str], models: Sequence[DemoModel]) -> dict[str, Any]:
-    """The most recurrent signatures and motifs, each with the tasks of its models."""
+    """The most recurrent signatures and motifs among the zoo's models (as ingested; other
+    models of the catalogue do not count), each with the tasks of its models."""
     from roon.query.recurring import recurring
 
     task_of = {m.name: m.task for m in models}
+    ids = [m.model_id for m in models]
     out: dict[str, Any] = {}
     for kind in ("neuron", "motif"):
-        rows = recurring(catalogue, kind=kind, limit=RECURRING_LIMIT)
+        rows = recurring(catalogue, kind=kind, limit=RECURRING_LIMIT, models=ids)
         for row in rows:
             tasks: dict[str, int] = {}
             for name in row["found_in"]:
-                task = task_of.get(name, "other")
+                task = task_of[name]
                 tasks[task] = tasks.get(task, 0) + 1
             row["tasks"] = dict(sorted(tasks.items(), key=lambda kv: (-kv[1], kv[0])))
         out["neurons" if kind == "neuron" else "motifs"] = rows
