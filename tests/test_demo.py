@@ -115,6 +115,29 @@ def test_the_planted_control_finds_every_plant(demo):
     assert len(list(planted.iterdir())) == PLANTS * len(circuits)
 
 
+def test_a_plant_counts_only_when_its_planted_embedding_is_verified(tmp_path: Path):
+    from roon.zoo.demo import _planted_control
+    from roon.zoo.plant import planted_control_models
+
+    honest, elsewhere, wrong_input = planted_control_models(["and"], per_circuit=3)
+    width = elsewhere.mlp.layers[elsewhere.offset].width
+    filler = next(t for t in range(width) if t not in elsewhere.maps[0])
+    inputs = wrong_input.mlp.layers[wrong_input.offset].weight.shape[1]
+    unused = next(i for i in range(inputs) if i not in wrong_input.input_map)
+    records = [
+        honest,
+        # the AND really is in each network, but not where these records say it was put
+        replace(elsewhere, maps=[[filler]]),
+        replace(wrong_input, input_map=[unused, *wrong_input.input_map[1:]]),
+    ]
+    assert _planted_control(tmp_path / "cat", records, None) == {"and": {"found": 1, "total": 3}}
+    # every network has a verified AND: counting any verified embedding would say 3/3
+    assert all(where("and", tmp_path / "cat", models=[p.mlp.id]).verified for p in records)
+    assert _planted_control(tmp_path / "cat", [honest, elsewhere], None) == {
+        "and": {"found": 2, "total": 2}
+    }
+
+
 def test_the_shuffled_control_counts_every_control_model(demo):
     _, report = demo
     for circuit, control in report["shuffled_control"].items():

@@ -13,8 +13,8 @@ The stages, each timed:
    be built from);
 4. **controls**: the planted control — :data:`PLANTS_PER_CIRCUIT` random networks with
    each library circuit planted in them (:mod:`roon.zoo.plant`), in a catalogue of their
-   own, each searched for its circuit — must be found every time; the shuffled-label
-   control is read off step 3;
+   own, each searched for its circuit — must be found every time, at the neurons it was
+   planted in; the shuffled-label control is read off step 3;
 5. **recurring** exact signatures and two-layer motifs, with the tasks they come from;
 6. the **figure** (``OUT/summary.png``) and the **report** (``OUT/report.json``).
 
@@ -147,6 +147,7 @@ def run_demo(
     from roon import __version__
     from roon.ingest.loaders.circuit import list_circuits
     from roon.query.match.verify import DEFAULT_TOLERANCE
+    from roon.zoo.plant import planted_control_models
 
     if isinstance(plants, bool) or not isinstance(plants, int) or plants < 1:
         raise InvalidArgumentError(f"plants {plants!r}: give a positive number of plants")
@@ -170,7 +171,8 @@ def run_demo(
         searched = _search(catalogue, circuits, models, task_circuits, sub)
     emit(progress, "stages", 3, len(plan), "controls")
     with stages.stage("controls") as sub:
-        planted = _planted_control(out_dir / "planted-catalogue", plants, sub)
+        plant_list = planted_control_models(per_circuit=plants)
+        planted = _planted_control(out_dir / "planted-catalogue", plant_list, sub)
     emit(progress, "stages", 4, len(plan), "recurring")
     with stages.stage("recurring"):
         recurring = _recurring(catalogue, models)
@@ -370,29 +372,46 @@ def _search(
 
 
 def _planted_control(
-    root: Path, plants: int, progress: ProgressCallback | None
+    root: Path, planted: Sequence[Any], progress: ProgressCallback | None
 ) -> dict[str, dict[str, int]]:
-    """Each library circuit planted ``plants`` times; found / total per circuit."""
+    """Found / total per circuit of the planted control (``PlantedModel`` records).
+
+    A plant counts as found only when ``where`` verifies the embedding that was planted:
+    its layer offset, its input map and its neuron maps. Another verified embedding in
+    the same network (fillers that happen to compute the circuit) does not show that the
+    planted one was seen.
+    """
     from roon.ingest.pipeline import ingest_model
     from roon.store import open_catalogue
-    from roon.zoo.plant import planted_control_models
 
-    planted = planted_control_models(per_circuit=plants)
     store = open_catalogue(root, create=True)
     for number, p in enumerate(planted):
         emit(progress, "planted models", number, len(planted), p.mlp.name or "")
         ingest_model(p.mlp, store)
     emit(progress, "planted models", len(planted), len(planted))
-    by_circuit: dict[str, list[str]] = {}
+    by_circuit: dict[str, list[Any]] = {}
     for p in planted:
-        by_circuit.setdefault(p.circuit, []).append(p.mlp.id)
+        by_circuit.setdefault(p.circuit, []).append(p)
     out = {}
-    for number, (circuit, ids) in enumerate(by_circuit.items()):
+    for number, (circuit, group) in enumerate(by_circuit.items()):
         emit(progress, "circuits", number, len(by_circuit), circuit)
-        result = _where(circuit, store, models=ids)
-        out[circuit] = {"found": len({m.model_id for m in result.verified}), "total": len(ids)}
+        result = _where(circuit, store, models=[p.mlp.id for p in group])
+        seen = {
+            (m.model_id, m.layer_offset, _targets(m.input_map), tuple(map(_targets, m.maps)))
+            for m in result.verified
+        }
+        found = sum(
+            (p.mlp.id, p.offset, tuple(p.input_map), tuple(map(tuple, p.maps))) in seen
+            for p in group
+        )
+        out[circuit] = {"found": found, "total": len(group)}
     emit(progress, "circuits", len(by_circuit), len(by_circuit))
     return out
+
+
+def _targets(pairs: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    """``[[circuit index, target index], ...]`` → the targets in circuit order."""
+    return tuple(t for _, t in sorted(pairs))
 
 
 def _recurring(catalogue: str | os.PathLike[str], models: Sequence[DemoModel]) -> dict[str, Any]:
