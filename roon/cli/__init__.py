@@ -19,7 +19,8 @@ app = typer.Typer(
     cls=RoonGroup,
     name="roon",
     help="Catalogue circuits in trained MLPs: ingest models, compute exact neuron "
-    "signatures, query them with SQL (DuckDB) or Cypher (Neo4j).",
+    "signatures, query them with SQL (DuckDB) or Cypher (Neo4j).\n\n"
+    "Example: roon ingest model.safetensors && roon where xor",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},

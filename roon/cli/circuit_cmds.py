@@ -16,7 +16,8 @@ from roon.cli._common import JsonOption, RoonGroup, print_json, print_rows
 circuits_app = typer.Typer(
     cls=RoonGroup,
     name="circuits",
-    help="The library of reference circuits (Boolean gates, Osier's mathematical circuits).",
+    help="The library of reference circuits (Boolean gates, Osier's mathematical circuits)."
+    "\n\nExample: roon circuits show xor",
 )
 
 

@@ -211,7 +211,8 @@ def register(app: typer.Typer) -> None:
     graph = typer.Typer(
         cls=RoonGroup,
         name="graph",
-        help="The Neo4j layer graph: apply its schema, push the catalogue, export for bulk import.",
+        help="The Neo4j layer graph: apply its schema, push the catalogue, export for bulk "
+        "import.\n\nExample: roon graph export graph-export --catalogue roon-catalogue",
         no_args_is_help=True,
     )
     graph.command("init")(init)

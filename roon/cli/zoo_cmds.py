@@ -21,7 +21,8 @@ from roon.errors import InvalidArgumentError
 zoo_app = typer.Typer(
     cls=RoonGroup,
     name="zoo",
-    help="An offline zoo of small ReLU MLPs trained on tasks whose circuits are known.",
+    help="An offline zoo of small ReLU MLPs trained on tasks whose circuits are known."
+    "\n\nExample: roon zoo train zoo --tasks and,xor,abs --seeds 2",
     no_args_is_help=True,
 )
 
