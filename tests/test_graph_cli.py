@@ -317,8 +317,8 @@ def test_init_reports_the_statements(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_connect(monkeypatch, driver)
     result = _invoke("graph", "init", "--uri", "neo4j://db:7687")
     assert result.exit_code == 0
-    assert "applied 9 schema statements → neo4j://db:7687 (database neo4j)" in result.stdout
-    assert len(driver.calls) == 9
+    assert "applied 11 schema statements → neo4j://db:7687 (database neo4j)" in result.stdout
+    assert len(driver.calls) == 11
 
 
 def test_export_command(tmp_path: Path) -> None:
