@@ -124,6 +124,42 @@ def test_a_bad_input_space_is_refused_before_anything_is_written(tmp_path):
     assert not cat.exists()
 
 
+NO_BOUNDS = "give --input-bounds LO,HI"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--input-domain", "box"], ["--input-space", "box"], ["--input-space", "box:3"]],
+)
+def test_box_without_declared_bounds_fails_in_one_line_naming_the_fix(tmp_path, args):
+    mlp = random_mlp((3, 2), seed=1, name="m")
+    cat = tmp_path / "cat"
+    result = roon_cli("ingest", _save(mlp, tmp_path / "m"), "-c", cat, *args, "--json")
+    assert result.exit_code == 1
+    [row] = json.loads(result.stdout)
+    assert row["status"] == "failed" and NO_BOUNDS in row["reason"], row
+    assert "declares none" in row["reason"]
+    # with bounds the same call stores the model
+    ok = roon_cli("ingest", _save(mlp, tmp_path / "m"), "-c", cat, *args, "--input-bounds", "0,1")
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("space", ["box", "box:2"])
+def test_equivalent_on_a_box_without_bounds_names_the_fix(tmp_path, space):
+    path = _save(random_mlp((3, 2), seed=1, name="m"), tmp_path / "m")
+    result = roon_cli("equivalent", path, path, "--space", space)
+    assert result.exit_code == 1 and NO_BOUNDS in result.stderr
+    assert result.stderr.count("\n") == 1
+    ok = roon_cli("equivalent", path, path, "--space", space, "--input-bounds", "-1,1")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_box_1_without_bounds_reaches_the_grid_size_error(tmp_path):
+    path = _save(random_mlp((3, 2), seed=1, name="m"), tmp_path / "m")
+    result = roon_cli("equivalent", path, path, "--space", "box:1")
+    assert result.exit_code == 1 and "2..65536 points per axis; got 1" in result.stderr
+
+
 def test_box_domain_ingest_records_box_everywhere_and_reindex_reproduces_it(tmp_path):
     mlp = random_mlp((4, 5, 3, 1), seed=6, name="boxed")
     cat = tmp_path / "cat"

@@ -64,7 +64,8 @@ def ingest(
         str | None,
         typer.Option(
             help="Input box LO,HI for every input (default: the model's metadata or .nnet "
-            "header, else 0,1); recorded in the model's metadata."
+            "header, else none: the box domain and box grids then need this); recorded in "
+            "the model's metadata."
         ),
     ] = None,
     min_weight: Annotated[

@@ -161,10 +161,10 @@ def restricted_table(mlp: MLP, domains: Sequence[str]) -> Any:
 
 
 def _boxes(mlp: MLP) -> list[Any]:
-    from roon.ingest.normalize.bounds import resolve_input_bounds
+    from roon.ingest.normalize.bounds import finite_input_bounds
     from roon.kernels.box import layer_boxes
 
-    return layer_boxes(mlp, *resolve_input_bounds(mlp))
+    return layer_boxes(mlp, *finite_input_bounds(mlp, what="the box domain"))
 
 
 def derived_tables(

@@ -476,7 +476,7 @@ def ingest_models(
         input_bounds: the input box ``(lo, hi)`` (or per-input pairs) for the ``box``
             domain and space; recorded in each model's metadata (``input_bounds``) so
             that ``roon reindex`` finds it again. Default: the model's own (metadata, an
-            .nnet header), else ``[0, 1]``.
+            .nnet header), else none (the ``box`` domain and a box grid then fail).
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names

@@ -11,7 +11,8 @@
 * ``binary``, ``signed``: the cube of the model's inputs;
 * ``box`` or ``box:K``: a grid of ``K`` points per axis (default
   :func:`~roon.kernels.spaces.default_grid`; ``box:2`` = the vertices) of the input box
-  (``--input-bounds``, else the model's metadata or .nnet header, else ``[0, 1]^n``);
+  (``--input-bounds``, else the model's metadata or .nnet header; refused when neither
+  gives a finite box: roon assumes no input box);
 * a file (``.npy``, or a ``.pt`` tensor): a probe set ``[points, inputs]``;
 * a stored spec (the ``space_spec`` column): what ``roon reindex`` recomputes from.
 """
@@ -23,6 +24,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from roon.errors import InvalidArgumentError, ModelFormatError
 from roon.kernels.spaces import (
@@ -78,9 +81,13 @@ def load_probe(path: str | os.PathLike[str], *, max_points: int = MAX_POINTS) ->
 
 
 def _box(mlp: MLP, input_bounds: Any, grid: int | None, max_points: int) -> InputSpace:
-    from roon.ingest.normalize.bounds import resolve_input_bounds
+    from roon.ingest.normalize.bounds import finite_input_bounds
 
-    lo, hi = resolve_input_bounds(mlp, input_bounds)
+    n = mlp.input_width
+    # The grid (K and the point count) is checked first, on the unit box, so that a bad
+    # box:K is named even when the bounds are missing too.
+    box_space(np.zeros(n), np.ones(n), grid=grid, max_points=max_points)
+    lo, hi = finite_input_bounds(mlp, input_bounds, what="a box grid")
     return box_space(lo, hi, grid=grid, max_points=max_points)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "SAMPLE_SIZE",
     "SAMPLE_SEED",
     "resolve_input_bounds",
+    "finite_input_bounds",
     "declared_input_bounds",
     "compact_bounds",
     "domain_sample",
@@ -129,6 +130,34 @@ def resolve_input_bounds(mlp: MLP, input_bounds: Any = None) -> tuple[np.ndarray
         bad = int(np.argmax(lo > hi))
         raise InvalidArgumentError(
             f"input {bad} has lower bound {lo[bad]} above upper bound {hi[bad]}"
+        )
+    return lo, hi
+
+
+def finite_input_bounds(
+    mlp: MLP, input_bounds: Any = None, *, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resolve_input_bounds`, refused when a side is infinite.
+
+    A box grid and the ``box`` signature domain need a finite box; roon assumes none (see
+    the module docstring), so the user must give one.
+
+    Args:
+        mlp: the model.
+        input_bounds: as for :func:`resolve_input_bounds`.
+        what: what needs the box, for the message (e.g. ``"a box grid"``).
+
+    Raises:
+        InvalidArgumentError: the box is malformed, or a side is infinite (no box declared).
+    """
+    lo, hi = resolve_input_bounds(mlp, input_bounds)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        declared = declared_input_bounds(mlp, input_bounds) is not None
+        raise InvalidArgumentError(
+            f"{what} needs finite input bounds and model {mlp.name or mlp.id[:12]!r} "
+            f"{'has an unbounded input' if declared else 'declares none'}; give "
+            "--input-bounds LO,HI (input_bounds= in Python), or bounds in the model "
+            "metadata / .nnet header"
         )
     return lo, hi
 
