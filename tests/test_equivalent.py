@@ -159,3 +159,41 @@ def test_models_of_different_widths_are_refused_in_one_line():
         compare_on_space(random_mlp((2, 3, 1)), random_mlp((3, 3, 1)), binary_space(2))
     result = runner.invoke(app, ["equivalent", "nowhere.pt", "nothing.pt", "-c", "/nonexistent"])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
+
+
+def test_a_probe_set_or_grid_verdict_says_it_holds_for_those_points_only(tmp_path):
+    mlp = random_mlp((3, 4, 1), seed=4, dtype=np.float64)
+    path = save_safetensors(mlp, tmp_path / "m.safetensors")
+    probe = tmp_path / "probe.npy"
+    np.save(probe, np.array([[0.0, 0.5, 1.0], [2.0, -1.0, 0.25]]))
+    args = ["equivalent", str(path), str(path)]
+    shown = json.loads(runner.invoke(app, [*args, "--space", str(probe), "--json"]).stdout)
+    assert shown["equivalent"] is True and shown["complete"] is False
+    assert any("2 points of the probe set only" in note for note in shown["notes"])
+    text = runner.invoke(app, [*args, "--space", str(probe)])
+    assert text.exit_code == 0 and "holds for the 2 points of the probe set only" in text.stdout
+    grid = json.loads(
+        runner.invoke(app, [*args, "--space", "box:3", "--input-bounds", "0,1", "--json"]).stdout
+    )
+    assert grid["complete"] is False and any("27 points of the grid" in n for n in grid["notes"])
+    cube = json.loads(runner.invoke(app, [*args, "--space", "binary", "--json"]).stdout)
+    assert cube["complete"] is True and cube["notes"] == []
+
+
+def test_roon_equivalent_reports_progress_over_the_points(tmp_path, monkeypatch):
+    from roon.cli import input_space_cmds
+
+    events = []
+
+    class Recorder:
+        def __enter__(self):
+            return lambda event: events.append((event.task, event.done, event.total))
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(input_space_cmds, "ProgressBars", Recorder)
+    path = save_safetensors(random_mlp((4, 3, 1), seed=1), tmp_path / "m.safetensors")
+    result = runner.invoke(app, ["equivalent", str(path), str(path), "--space", "binary"])
+    assert result.exit_code == 0, result.output
+    assert events and events[-1] == ("points", 16, 16)

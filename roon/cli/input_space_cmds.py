@@ -13,6 +13,7 @@ from roon.cli._common import (
     ActivationOption,
     CatalogueOption,
     JsonOption,
+    ProgressBars,
     console,
     parse_bounds,
     plain,
@@ -66,16 +67,18 @@ def equivalent(
     """
     from roon.query.equivalent import equivalent as compare
 
-    found = compare(
-        a,
-        b,
-        space=space,
-        catalogue=catalogue,
-        input_bounds=parse_bounds(input_bounds),
-        outputs=outputs.value,
-        tolerance=tolerance,
-        activation=activation,
-    )
+    with ProgressBars() as bars:
+        found = compare(
+            a,
+            b,
+            space=space,
+            catalogue=catalogue,
+            input_bounds=parse_bounds(input_bounds),
+            outputs=outputs.value,
+            tolerance=tolerance,
+            activation=activation,
+            progress=None if as_json else bars,
+        )
     if as_json:
         print_json(found.to_dict(counterexample=counterexample))
     else:

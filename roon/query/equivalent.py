@@ -35,6 +35,8 @@ class Equivalence:
         counterexample: the first point (in the space's order) where they disagree, or None.
         outputs: ``boolean`` or ``real``.
         exact: the verdict is certified (boolean outputs, every decision exact).
+        complete: the space is a whole domain (a cube, the box vertices); False for a probe
+            set or a box grid, where the verdict holds for those points only.
         models: the two model names.
         notes: what to know about how the model files were read (an assumed activation).
     """
@@ -48,6 +50,7 @@ class Equivalence:
     counterexample: list[float] | None
     outputs: str
     exact: bool
+    complete: bool
     models: tuple[str, str]
     notes: tuple[str, ...] = ()
 
@@ -61,6 +64,7 @@ class Equivalence:
             "counterexample": self.counterexample if counterexample else None,
             "outputs": self.outputs,
             "exact": self.exact,
+            "complete": self.complete,
             "differing": self.differing,
             "notes": list(self.notes),
         }
@@ -147,11 +151,22 @@ def equivalent(
         counterexample=None if point is None else [float(v) for v in point],
         outputs=outputs,
         exact=result.exact,
+        complete=found.complete,
         models=(ma.name or ma.id[:12], mb.name or mb.id[:12]),
         notes=tuple(
             f"{ref}: {note}"
             for ref, m in ((a, ma), (b, mb))
             if not isinstance(ref, MLP)
             for note in load_notes(m)
-        ),
+        )
+        + (() if found.complete else (_sample_note(found),)),
+    )
+
+
+def _sample_note(space: InputSpace) -> str:
+    """Why a verdict on a probe set or a box grid says nothing about other inputs."""
+    what = "probe set" if space.kind == "probe" else "grid"
+    return (
+        f"the verdict holds for the {space.size:,} points of the {what} only, "
+        "not for every input of the domain"
     )
