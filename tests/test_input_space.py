@@ -58,7 +58,8 @@ def test_default_box_grid_for_acas_xu_width():
 
 
 def test_spaces_refuse_bad_shapes_and_sizes():
-    with pytest.raises(InvalidArgumentError, match="exceeds the limit"):
+    # the commands have no max_points option: the message names what they can do
+    with pytest.raises(InvalidArgumentError, match=r"exceeds the limit.*box:K.*in Python"):
         binary_space(21)
     with pytest.raises(InvalidArgumentError, match="finite"):
         probe_space([[0.0, np.nan]])
@@ -99,6 +100,21 @@ def test_error_free_layers_decide_ties_without_the_exact_path():
     assert [layer.pattern for layer in found.layers] == [["2", "4"], ["6"]]
     assert [layer.zero_count.tolist() for layer in found.layers] == [[2, 2], [2]]
     assert all(layer.rechecked.sum() == 0 for layer in found.layers)
+
+
+def test_wide_fan_in_sums_across_2_to_the_53_are_decided_exactly():
+    # 9,000 integer inputs summing to 2^53 + 1 (beyond float64's integers) against biases
+    # -(2^53 + 2) and -2^53: exact sums -1 and 1, where float64 rounds the sum to an end
+    n = 9000
+    x = np.full(n, (2**53) // n, dtype=np.float64)
+    x[0] += 2**53 + 1 - int(x.sum())
+    assert sum(int(v) for v in x) == 2**53 + 1
+    biases = [-(2.0**53) - 2.0, -(2.0**53)]
+    mlp = MLP([Layer(np.ones((2, n)), biases, "linear")])
+    [chunk] = evaluate_space(mlp, probe_space(np.stack([x, x])))
+    exact = [sum(Fraction(v) for v in x) + Fraction(b) for b in biases]
+    want = [(v > 0) - (v < 0) for v in exact]
+    assert want == [-1, 1] and chunk.signs[0].tolist() == [want, want]
 
 
 _VALUES = st.sampled_from([-1.0, -0.5, -0.3, -0.1, 0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0, 1 / 3])

@@ -201,7 +201,7 @@ def _check_size(space: InputSpace, max_points: int) -> InputSpace:
     if space.size > limit:
         raise InvalidArgumentError(
             f"{space.describe()} exceeds the limit of {limit:,} points; "
-            "choose a smaller space (a box grid, a probe set) or raise max_points"
+            "choose a smaller space (box:K, a probe set) or, in Python, raise max_points"
         )
     return space
 
