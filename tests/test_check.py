@@ -93,6 +93,21 @@ def test_a_damaged_derived_table_is_recomputed_from_the_weights(cat: Path):
     assert roon("check", "-c", cat).exit_code == 0
 
 
+def test_a_truncated_input_space_table_is_repaired_on_the_models_own_space(cat: Path):
+    acas = _acas(cat)
+    path = layout.table_path(cat, acas, "input_space")
+    before = pq.read_table(path).sort_by("neuron_id")
+    assert set(before["space"].to_pylist()) == {"box"}  # the .nnet header's box grid
+    os.truncate(path, 100)
+    found = json.loads(roon("check", "-c", cat, "--json").stdout)
+    assert [f["action"] for f in found["findings"]] == ["would reindex input_space"]
+    mended = roon("check", "-c", cat, "--repair", "--json")
+    assert mended.exit_code == 0, mended.output
+    assert [f["repaired"] for f in json.loads(mended.stdout)["findings"]] == [True]
+    assert pq.read_table(path).sort_by("neuron_id").equals(before)
+    assert roon("check", "-c", cat).exit_code == 0
+
+
 def test_reindex_of_one_model_rebuilds_a_damaged_derived_table(cat: Path):
     acas = _acas(cat)
     os.truncate(layout.table_path(cat, acas, "tokens"), 10)

@@ -4,8 +4,8 @@ A catalogue written by an older roon lacks tables, or holds tables of an older
 definition (:data:`roon.ingest.derived.DERIVED_TABLES`); reindexing recomputes exactly
 those, per model, from ``model.safetensors`` — the original model files are not needed.
 The input space of the ``input_space`` table is the one recorded in its rows (a probe
-set's file must still be where it was); the box of the ``box`` domain is the one in the
-model's metadata.
+set's file must still be where it was; a damaged table is rebuilt on ``auto``); the box
+of the ``box`` domain is the one in the model's metadata.
 Each model is upgraded atomically (:func:`roon.store.write.replace_model_tables`), so a
 reindex can be interrupted at any point and run again: it resumes with the models still
 out of date.
@@ -46,14 +46,23 @@ class ReindexResult:
 
 def _recorded_space(root: Path, model_id: str) -> Any:
     """The input space a model's ``input_space`` rows were computed on: its stored spec,
-    ``none`` when the table is there without rows, ``auto`` when it was never computed."""
+    ``none`` when the table is there without rows, ``auto`` when it was never computed.
+
+    A damaged file holds no readable spec, and the spec is recorded nowhere else: the
+    table is then rebuilt on ``auto`` (what the model's metadata and layer-0 domain give),
+    so that ``roon check --repair`` can mend it.
+    """
+    from roon.errors import CatalogueError
     from roon.ingest.spaces import stored_space
     from roon.store import layout
     from roon.store.read import read_model_table
 
     if not layout.table_path(root, model_id, "input_space").is_file():
         return "auto"
-    return stored_space(read_model_table(root, model_id, "input_space")) or "none"
+    try:
+        return stored_space(read_model_table(root, model_id, "input_space")) or "none"
+    except CatalogueError:  # damaged: the recorded space is lost with it
+        return "auto"
 
 
 def reindex_model(
