@@ -121,3 +121,29 @@ def _names(root: Path) -> dict[str, str]:
     from roon.query.scan import scan_catalogue
 
     return dict(scan_catalogue(root).sql("SELECT model_id, name FROM models").fetchall())
+
+
+@pytest.mark.parametrize(
+    ("table", "args"),
+    [
+        ("signatures", ["recurring"]),
+        ("signatures", ["recurring", "--kind", "motif"]),
+        ("input_space", ["recurring", "--space", "input"]),
+    ],
+)
+def test_a_truncated_table_is_named_in_one_line_with_the_fix(tmp_path, table, args):
+    import os
+
+    from roon.store import layout
+    from roon.store.read import resolve_model
+
+    root = open_catalogue(tmp_path / "cat", create=True)
+    for i in range(2):
+        ingest_model(model(i), root, backend="ref")
+    m1 = resolve_model(root, "m1")
+    os.truncate(layout.table_path(root, m1, table), 100)
+    result = CliRunner().invoke(app, [*args, "-c", str(root)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+    assert f"model {m1[:12]} is damaged" in result.stderr
+    assert "roon check --repair" in result.stderr

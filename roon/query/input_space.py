@@ -136,20 +136,19 @@ def recurring_input_space(
         :class:`RecurringPattern` rows ordered by models, then neurons (descending), then hash.
 
     Raises:
-        CatalogueError: no catalogue.
+        CatalogueError: no catalogue, or a damaged file (named, with the fix).
         InvalidArgumentError: ``min_models`` or ``limit`` below 1.
 
     Example:
         >>> top = recurring_input_space("roon-catalogue", complements=True)  # doctest: +SKIP
         >>> top[0].models, top[0].found_in, top[0].tasks
     """
-    from roon.query.scan import scan_catalogue
+    from roon.query.scan import guarded_scan
 
     if isinstance(min_models, bool) or not isinstance(min_models, int) or min_models < 1:
         raise InvalidArgumentError(f"min_models must be an integer >= 1; got {min_models!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgumentError(f"limit must be an integer >= 1; got {limit!r}")
-    con = scan_catalogue(catalogue)
     params = {
         "complements": bool(complements),
         "constant": bool(include_constant),
@@ -157,15 +156,16 @@ def recurring_input_space(
         "space": space,
         "min_models": min_models,
     }
-    rows = con.execute(_QUERY, params).fetchall()
-    names = [
-        r[0]
-        for r in con.execute(
-            "SELECT m.name FROM models m JOIN provenance p USING (model_id) "
-            "WHERE $derived OR p.format <> 'derived'",
-            {"derived": bool(include_derived)},
-        ).fetchall()
-    ]
+    with guarded_scan(catalogue) as con:
+        rows = con.execute(_QUERY, params).fetchall()
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT m.name FROM models m JOIN provenance p USING (model_id) "
+                "WHERE $derived OR p.format <> 'derived'",
+                {"derived": bool(include_derived)},
+            ).fetchall()
+        ]
     per_task: dict[str, int] = {}
     for name in names:
         per_task[task_of(name)] = per_task.get(task_of(name), 0) + 1

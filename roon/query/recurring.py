@@ -131,10 +131,10 @@ def recurring(
     Raises:
         InvalidArgumentError: an unknown kind, ``min_models < 1``, ``limit < 1`` or
             ``models`` a string rather than a list of ids.
-        CatalogueError: no catalogue.
+        CatalogueError: no catalogue, or a damaged file (named, with the fix).
     """
     from roon.query.originals import DERIVED_FORMAT
-    from roon.query.scan import scan_catalogue
+    from roon.query.scan import guarded_scan
 
     if kind not in KINDS:
         raise InvalidArgumentError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -143,7 +143,6 @@ def recurring(
             raise InvalidArgumentError(f"{name} {value!r}: give a positive integer")
     if isinstance(models, str):
         raise InvalidArgumentError(f"models {models!r}: give a list of model ids")
-    con = scan_catalogue(catalogue)
     params: dict[str, Any] = {
         "min_models": min_models,
         "derived": include_derived,
@@ -155,9 +154,10 @@ def recurring(
     }
     if kind == "motif":
         params["inputs"] = MOTIF_INPUTS
-    rel = con.execute(_NEURONS if kind == "neuron" else _MOTIFS, params)
-    columns = [d[0] for d in rel.description]
-    rows = [dict(zip(columns, r, strict=True)) for r in rel.fetchall()]
+    with guarded_scan(catalogue) as con:
+        rel = con.execute(_NEURONS if kind == "neuron" else _MOTIFS, params)
+        columns = [d[0] for d in rel.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in rel.fetchall()]
     labels = library_labels()
     for row in rows:
         row["circuits"] = labels.get(row["signature"], [])

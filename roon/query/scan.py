@@ -37,6 +37,7 @@ __all__ = [
     "READ_ONLY_STATEMENTS",
     "BATCH_ROWS",
     "scan_catalogue",
+    "guarded_scan",
     "check_read_only",
     "stream_sql",
     "run_sql",
@@ -114,6 +115,35 @@ def scan_catalogue(path: str | os.PathLike[str], *, sandbox: bool = False) -> An
         >>> con.sql("select method, count(*) from signatures group by 1").fetchall()
     """
     return _open(layout.open_catalogue(path), sandbox=sandbox)[0]
+
+
+@contextlib.contextmanager
+def guarded_scan(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """:func:`scan_catalogue` for roon's own queries: an error reading a damaged file of
+    the views becomes the one-line :class:`~roon.errors.CatalogueError` that ``roon sql``
+    gives (the model and ``roon check --repair``); any other error propagates as it is.
+    The connection closes when the ``with`` block ends.
+
+    Raises:
+        CatalogueError: no catalogue, or a damaged file read inside the block.
+
+    Example:
+        >>> with guarded_scan("roon-catalogue") as con:  # doctest: +SKIP
+        ...     con.execute("select count(*) from neurons").fetchall()
+    """
+    from roon.store.check import damage_error
+
+    root = layout.open_catalogue(path)
+    con, files = _open(root, sandbox=False)
+    try:
+        yield con
+    except Exception as exc:  # DuckDB or Arrow failing on a file
+        damaged = damage_error(root, one_line(exc), files)
+        if damaged is None:
+            raise
+        raise damaged from None
+    finally:
+        con.close()
 
 
 def _kind(statement: Any) -> str:
