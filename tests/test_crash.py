@@ -69,7 +69,8 @@ def _consistent(catalogue: Path) -> int:
     assert check.exit_code == 0, check.output
     assert json.loads(check.stdout)["findings"] == []
     models = read.list_models(catalogue)
-    for table in ("models", "neurons", "edges", "signatures", "tokens", "restricted"):
+    tables = ("models", "neurons", "edges", "signatures", "tokens", "restricted", "input_space")
+    for table in tables:
         counted = roon("sql", f"select count(distinct model_id) AS n from {table}", "-c",
                        catalogue, "--json")  # fmt: skip
         assert counted.exit_code == 0, counted.output

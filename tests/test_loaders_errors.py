@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -264,3 +265,53 @@ def test_safetensors_float8_is_named_not_called_corrupt(tmp_path):
     save_torch_file({"fc.weight": weight, "fc.bias": torch.zeros(2)}, str(path))
     msg = one_line_error(ModelFormatError, path, "'fc.weight'", "F8_E4M3")
     assert "corrupt" not in msg
+
+
+def _unblocked(call):
+    """Run ``call`` with a 10 s alarm: a reader that opens a FIFO blocks forever."""
+    import signal
+
+    def blocked(*_):
+        raise AssertionError("the read blocked on a special file")
+
+    old = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(10)
+    try:
+        return call()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("suffix", MODEL_SUFFIXES)
+def test_a_named_pipe_is_refused_without_opening_it(tmp_path, suffix):
+    import os
+
+    path = tmp_path / f"pipe{suffix}"
+    os.mkfifo(path)
+    _unblocked(lambda: one_line_error(ModelFormatError, path, "is a named pipe (FIFO)"))
+
+
+@pytest.mark.parametrize("suffix", MODEL_SUFFIXES)
+def test_a_link_to_dev_urandom_is_refused_as_a_device(tmp_path, suffix):
+    path = tmp_path / f"noise{suffix}"
+    path.symlink_to("/dev/urandom")
+    _unblocked(lambda: one_line_error(ModelFormatError, path, "character device (/dev/urandom)"))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "urandom"])
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+def test_samples_and_probe_sets_refuse_special_files(tmp_path, kind, suffix):
+    import os
+
+    from roon.ingest.spaces import load_probe
+
+    path = tmp_path / f"sample{suffix}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/urandom")
+    want = "a named pipe (FIFO)" if kind == "fifo" else "a character device (/dev/urandom)"
+    for load in (load_sample, load_probe):
+        with pytest.raises(ModelFormatError, match=r"^[^\n]*" + re.escape(want)):
+            _unblocked(lambda load=load: load(path))

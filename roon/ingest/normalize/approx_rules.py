@@ -9,6 +9,7 @@ model as already edited, so a hand-built network predicts exactly what is remove
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -124,6 +125,14 @@ def load_sample(path: str | os.PathLike[str]) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".pt", ".pth"):
         raise ModelFormatError(f"sample {path} has suffix {suffix!r}; use .npy or .pt")
+    # a named pipe would block the read, a device (/dev/urandom) never end or look
+    # like a pickle: refuse what is not a regular file before opening it
+    from roon.ingest.loaders import _not_a_file
+
+    with contextlib.suppress(OSError):  # a missing file is named by the read below
+        kind = _not_a_file(path.stat().st_mode, path)
+        if kind is not None:
+            raise ModelFormatError(f"sample {path} is {kind}; give a .npy or .pt file")
     if suffix != ".npy":
         from roon.ingest.loaders.state_dict import check_torch_archive
 
