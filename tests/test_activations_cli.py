@@ -76,6 +76,7 @@ def test_json_output_and_the_figure(files, tmp_path):
         (["--layers", "layer9"], "has no layer 'layer9'; its layers are layer0, layer0.pre"),
         (["--threshold", "3"], "threshold 3.0"),
         (["--batch-size", "0"], "batch_size 0"),
+        (["--top", "-1"], "--top': Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_1(files, extra, fragment):
@@ -159,3 +160,11 @@ def test_matching_rows_follow_the_schema(files):
     assert table.schema == table_schema("activation_matches")
     assert table.num_rows == 17
     assert set(table.column("inputs_digest").to_pylist()) == {result.inputs_digest}
+
+
+def test_plot_into_a_missing_folder_creates_it(files, tmp_path):
+    figure = tmp_path / "figures" / "run1" / "cmp.png"
+    result = roon("compare-activations", files["a"], files["b"], "--inputs", files["x"],
+                  "--plot", figure)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert figure.is_file() and f"figure written to {figure}" in result.stderr

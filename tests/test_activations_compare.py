@@ -144,8 +144,11 @@ def test_figure_has_the_expected_size_and_is_not_blank(self_vs_permuted, tmp_pat
     assert matplotlib.image.imread(one).shape[:2] == (5 * 40, 13 * 40)
     with pytest.raises(InvalidArgumentError, match="no matched layer pair"):
         plot_comparison(self_vs_permuted[2], tmp_path / "x.png", layers=["layer9"])
-    with pytest.raises(InvalidArgumentError, match="does not exist"):
-        plot_comparison(self_vs_permuted[2], tmp_path / "missing" / "x.png")
+    made = plot_comparison(self_vs_permuted[2], tmp_path / "new" / "deeper" / "x.png", dpi=20)
+    assert made.is_file()  # its missing folders were created
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InvalidArgumentError, match="cannot create its folder"):
+        plot_comparison(self_vs_permuted[2], tmp_path / "file" / "x.png")
 
 
 def test_embedding_is_pca_of_the_z_scored_activation_profiles():

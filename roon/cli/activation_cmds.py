@@ -129,7 +129,7 @@ def compare_activations(
     backend: Annotated[
         str, typer.Option(envvar="ROON_BACKEND", help="Signature backend: auto|ref|cpu|triton.")
     ] = "auto",
-    top: Annotated[int, typer.Option(help="Matched pairs shown per layer (0: all).")] = 10,
+    top: Annotated[int, typer.Option(min=0, help="Matched pairs shown per layer (0: all).")] = 10,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the figure here (PNG, SVG, PDF).")
     ] = None,
@@ -157,8 +157,8 @@ def compare_activations(
     from roon.query.activations.store import require_catalogued, save_matching
     from roon.store import load_model_ref
 
-    if plot is not None and not plot.expanduser().parent.is_dir():
-        raise InvalidArgumentError(f"--plot {plot}: folder {plot.parent} does not exist")
+    if plot is not None and plot.expanduser().parent.is_file():  # refused before the work
+        raise InvalidArgumentError(f"--plot {plot}: {plot.parent} is a file, not a folder")
     models = [load_model_ref(ref, catalogue, activation=activation) for ref in (a, b)]
     if not as_json:
         from roon.ingest.loaders import load_notes

@@ -158,8 +158,8 @@ def plot_comparison(
         dpi: pixels per inch: a PNG is ``13·dpi`` wide and ``5·dpi`` high per row.
 
     Raises:
-        InvalidArgumentError: an unknown layer, a folder that does not exist, a format
-            matplotlib cannot write.
+        InvalidArgumentError: an unknown layer, a folder that cannot be created (a
+            missing one is), a format matplotlib cannot write.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -176,8 +176,12 @@ def plot_comparison(
     if not chosen:
         raise InvalidArgumentError("the comparison has no matched layer pairs to plot")
     target = Path(path).expanduser()
-    if not target.parent.is_dir():
-        raise InvalidArgumentError(f"{target}: folder {target.parent} does not exist")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, no permission
+        raise InvalidArgumentError(
+            f"{target}: cannot create its folder {target.parent} ({one_line(exc)})"
+        ) from None
     fig = Figure(
         figsize=(FIGURE_WIDTH_IN, ROW_HEIGHT_IN * len(chosen)), dpi=dpi, layout="constrained"
     )
