@@ -19,8 +19,8 @@ export MAVEN_REPO_LOCAL
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch==2.13.0 goes first: on this project's machines it resolves to the CPU wheel on
-# disk (~200 MB); an unpinned torch pulls several GB of CUDA packages.
+# torch==2.13.0 (the tested version) goes first. pip takes PyPI's CUDA build: several GB
+# of packages (.venv is ~5 GB); for CPU only, install it from PyTorch's CPU index first.
 $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet torch==2.13.0
