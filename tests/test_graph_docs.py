@@ -18,3 +18,14 @@ def test_readme_shows_every_example_query_verbatim() -> None:
         assert example.query.strip() in section, f"example query {name!r} is not in the README"
     for command in ("roon graph init", "roon graph push", "roon graph export", "roon cypher"):
         assert command in section
+
+
+def test_readme_counts_its_example_queries_right() -> None:
+    import re
+
+    text = README.read_text()
+    section = text.split("\n## Graph server", 1)[1].split("\n## ", 1)[0]
+    shown = len(re.findall(r"```sh\nroon cypher '\n", section))
+    words = {"three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+    claims = re.findall(r"The (\w+) example queries", text)
+    assert claims and all(words.get(w) == shown for w in claims), (claims, shown)
