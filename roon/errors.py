@@ -7,6 +7,8 @@ exists, the fix.
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "RoonError",
     "ModelFormatError",
@@ -17,6 +19,7 @@ __all__ = [
     "QueryError",
     "InvalidArgumentError",
     "one_line",
+    "require_reference",
 ]
 
 
@@ -63,3 +66,23 @@ def one_line(message: object) -> str:
     if not text and isinstance(message, BaseException):
         return type(message).__name__
     return text
+
+
+def require_reference(value: object, what: str) -> str | os.PathLike[str]:
+    """``value`` when it can name something (a file, a catalogued model, a circuit): a
+    ``str`` or a text ``os.PathLike``; the shared check of the public entry points.
+
+    Args:
+        value: what the caller passed.
+        what: the parameter in words, for the message (e.g. ``"model a"``).
+
+    Raises:
+        InvalidArgumentError: any other type (an int, bytes, a list, an array, ...).
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike) and isinstance(os.fspath(value), str):
+        return value
+    raise InvalidArgumentError(
+        f"{what} must be a path or a name (a str or a pathlib.Path), not {type(value).__name__}"
+    )

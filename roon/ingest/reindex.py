@@ -65,6 +65,18 @@ def _recorded_space(root: Path, model_id: str) -> Any:
         return "auto"
 
 
+def _references(models: Any) -> list[str | os.PathLike[str]]:
+    from roon.errors import InvalidArgumentError, require_reference
+
+    try:
+        items = list(models)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"models must be a model reference or a list of them, not {type(models).__name__}"
+        ) from None
+    return [require_reference(r, "a model reference") for r in items]
+
+
 def reindex_model(
     root: Path,
     model_id: str,
@@ -101,7 +113,7 @@ def reindex_model(
 def reindex_catalogue(
     catalogue: str | os.PathLike[str],
     *,
-    models: Sequence[str] | None = None,
+    models: str | Sequence[str] | None = None,
     force: bool = False,
     backend: str = "auto",
     progress: ProgressCallback | None = None,
@@ -110,7 +122,7 @@ def reindex_catalogue(
 
     Args:
         catalogue: the catalogue directory.
-        models: model references (id, id prefix or name); default every model.
+        models: model references (id, id prefix or name), or one; default every model.
         force: recompute every derived table, out of date or not.
         backend: signature backend.
         progress: ``models`` events, and ``neurons`` events within a model.
@@ -127,8 +139,11 @@ def reindex_catalogue(
     from roon.store.migrate import stale_tables
     from roon.store.read import model_names
 
+    if isinstance(models, str | os.PathLike):
+        models = [models]  # one reference, not its characters
+    refs = [] if models is None else _references(models)
     root = open_catalogue(catalogue)
-    ids = sorted({resolve_model(root, r) for r in models}) if models else list_models(root)
+    ids = sorted({resolve_model(root, str(r)) for r in refs}) if refs else list_models(root)
     names = model_names(root)
     results = []
     for number, model_id in enumerate(ids):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from roon.errors import InvalidArgumentError, ModelFormatError
+from roon.errors import InvalidArgumentError, ModelFormatError, require_reference
 from roon.kernels.spaces import (
     MAX_POINTS,
     InputSpace,
@@ -104,6 +104,16 @@ def _auto(mlp: MLP, input_domain: str, input_bounds: Any, max_points: int) -> In
     return (signed_space if base == 3 else binary_space)(n, max_points=max_points)
 
 
+def _space_text(spec: Any) -> str | os.PathLike[str]:
+    """``spec`` when it is text or a path; a number, bytes, a list ... are refused."""
+    try:
+        return require_reference(spec, "the input space")
+    except InvalidArgumentError:
+        raise InvalidArgumentError(
+            f"input space of type {type(spec).__name__}; choose {SPACE_CHOICES}"
+        ) from None
+
+
 def check_space_choice(spec: Any) -> None:
     """Refuse a ``--input-space`` value that can never resolve, before any model is read.
 
@@ -112,7 +122,7 @@ def check_space_choice(spec: Any) -> None:
     """
     if spec is None or isinstance(spec, InputSpace | Mapping):
         return
-    text = os.fspath(spec)
+    text = os.fspath(_space_text(spec))
     if text in ("auto", "none", "binary", "signed", "box"):
         return
     if text.startswith("box:"):
@@ -156,8 +166,10 @@ def resolve_space(
     """
     n = mlp.input_width
     space: InputSpace | None
-    if spec is None or spec == "none":
+    if spec is None or isinstance(spec, str) and spec == "none":
         return None
+    if not isinstance(spec, InputSpace | Mapping):
+        spec = _space_text(spec)
     if isinstance(spec, InputSpace):
         space = spec
     elif isinstance(spec, Mapping) or (isinstance(spec, str) and spec.startswith("{")):

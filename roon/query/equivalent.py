@@ -85,7 +85,7 @@ def comparison_space(
     """
     from roon.ingest.spaces import resolve_space, states_bounds
 
-    if space == "auto":
+    if isinstance(space, str) and space == "auto":
         space = "box" if input_bounds is not None or states_bounds(mlp) else "binary"
     found = resolve_space(mlp, space, input_bounds=input_bounds, max_points=max_points)
     if found is None:

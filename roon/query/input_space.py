@@ -137,7 +137,7 @@ def recurring_input_space(
 
     Raises:
         CatalogueError: no catalogue, or a damaged file (named, with the fix).
-        InvalidArgumentError: ``min_models`` or ``limit`` below 1.
+        InvalidArgumentError: ``min_models`` or ``limit`` below 1, a ``space`` not a str.
 
     Example:
         >>> top = recurring_input_space("roon-catalogue", complements=True)  # doctest: +SKIP
@@ -149,6 +149,10 @@ def recurring_input_space(
         raise InvalidArgumentError(f"min_models must be an integer >= 1; got {min_models!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidArgumentError(f"limit must be an integer >= 1; got {limit!r}")
+    if space is not None and not isinstance(space, str):
+        raise InvalidArgumentError(
+            f"space must be a space label such as 'binary' or 'box', not {type(space).__name__}"
+        )
     params = {
         "complements": bool(complements),
         "constant": bool(include_constant),

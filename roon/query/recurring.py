@@ -136,7 +136,7 @@ def recurring(
     from roon.query.originals import DERIVED_FORMAT
     from roon.query.scan import guarded_scan
 
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidArgumentError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     for name, value in (("min models", min_models), ("limit", limit)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from roon.errors import CatalogueError, InvalidArgumentError, RoonError
+from roon.errors import CatalogueError, InvalidArgumentError, RoonError, require_reference
 from roon.mlp import MLP
 from roon.schema import TABLES, table_schema
 from roon.store import layout
@@ -173,11 +173,12 @@ def load_model_ref(
 
     Raises:
         CatalogueError: ``ref`` is neither a file nor a model of the catalogue.
+        InvalidArgumentError: ``ref`` is not a str or a path.
         ModelFormatError: the file cannot be loaded.
     """
     from roon.ingest.loaders import load_model
 
-    path = Path(ref).expanduser()
+    path = Path(require_reference(ref, "a model reference")).expanduser()
     if path.is_file():
         return load_model(path, activation=activation)
     if catalogue is None:
