@@ -291,3 +291,36 @@ def test_derived_tables_in_blocks_equal_the_whole_layer_tables(monkeypatch):
             p if isinstance(p, pa.Table) else pa.Table.from_batches([p]) for p in parts
         )
         assert rows(joined) == rows(whole[name]), name
+
+
+@pytest.mark.parametrize(
+    ("width", "options", "reason"),
+    [
+        (24, {"input_space": "binary"}, "exceeds the limit"),  # 2^24 points
+        (3, {"input_space": "box"}, "a box grid needs finite input bounds"),
+        (3, {"input_domain": "box"}, "needs finite input bounds"),
+        (3, {"input_domain": "box", "input_space": "none"}, "the box domain needs finite"),
+    ],
+)
+def test_models_that_all_fail_after_loading_leave_no_catalogue(
+    tmp_path: Path, width, options, reason
+):
+    from roon.ingest.loaders import save_safetensors
+
+    files = [
+        save_safetensors(
+            random_mlp((width, 3, 1), seed=s, name=f"w{s}"), tmp_path / f"w{s}.safetensors"
+        )
+        for s in range(2)
+    ]
+    results = ingest_models(files, tmp_path / "cat", backend="ref", **options)
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all(reason in r.reason for r in results), results
+    assert not (tmp_path / "cat").exists()
+    # into an existing catalogue the same models fail with the same reason
+    [first] = ingest_models(files[:1], tmp_path / "cat", backend="ref", input_space="none",
+                            input_bounds=(0, 1))  # fmt: skip
+    assert first.status == "ingested"
+    [again] = ingest_models(files[1:], tmp_path / "cat", backend="ref", **options)
+    assert again.status == "failed" and reason in again.reason
+    assert len(list_models(tmp_path / "cat")) == 1

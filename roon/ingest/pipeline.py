@@ -411,6 +411,24 @@ def _check_options(
     return names or None
 
 
+def _preflight(mlp: MLP, input_domain: str | None, input_space: Any) -> None:
+    """Raise now what computing ``mlp``'s derived tables would raise first: its input
+    space (too large, no box) and the box of the ``box`` domain, so that an ingest in
+    which every model fails so leaves no empty catalogue behind.
+
+    Raises:
+        RoonError: what :func:`ingest_model` would raise for these options.
+    """
+    from roon.ingest.normalize.bounds import finite_input_bounds
+    from roon.ingest.rows import layer_domains
+    from roon.ingest.spaces import resolve_space
+
+    domains = layer_domains(mlp, model_input_domain(mlp, input_domain))
+    resolve_space(mlp, input_space, input_domain=domains[0])  # first, as ingest_model does
+    if "box" in domains:
+        finite_input_bounds(mlp, what="the box domain")
+
+
 def _target(catalogue: str | os.PathLike[str]) -> tuple[Path, bool]:
     """The catalogue to ingest into and whether it exists yet.
 
@@ -525,6 +543,11 @@ def ingest_models(
                 )
             except RoonError as exc:
                 mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
+            if mlp is not None and not exists:
+                try:  # what fails for this model fails before a catalogue is made for it
+                    _preflight(mlp, input_domain, input_space)
+                except RoonError as exc:
+                    mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
             if mlp is not None:
                 if not exists:  # a catalogue-level failure here stops the ingest
                     root, exists = open_catalogue(root, create=True), True
