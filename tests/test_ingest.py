@@ -324,3 +324,34 @@ def test_models_that_all_fail_after_loading_leave_no_catalogue(
     [again] = ingest_models(files[1:], tmp_path / "cat", backend="ref", **options)
     assert again.status == "failed" and reason in again.reason
     assert len(list_models(tmp_path / "cat")) == 1
+
+
+def test_reingesting_with_another_input_space_or_box_says_so(tmp_path: Path):
+    from roon.ingest.loaders import save_safetensors
+
+    path = save_safetensors(random_mlp((3, 4, 1), seed=9, name="s"), tmp_path / "s.safetensors")
+    root = tmp_path / "cat"
+    [first] = ingest_models(path, root, input_space="binary")
+    assert first.status == "ingested"
+    [same] = ingest_models(path, root, input_space="binary")
+    assert same.status == "present" and same.notes == ()
+    [signed] = ingest_models(path, root, input_space="signed")
+    assert signed.status == "present"
+    assert signed.notes == (
+        "stored with other options (input space binary (8 points), not signed {-1,0,1}^3 "
+        "(27 points)): nothing changed; re-ingest with --force to rebuild it with these",
+    )
+    [none] = ingest_models(path, root, input_space="none")
+    assert "input space binary (8 points), not none" in none.notes[0]
+    [boxed] = ingest_models(path, root, input_space="binary", input_bounds=(-1, 1))
+    assert boxed.notes[0].startswith(
+        "stored with other options (input bounds none, not [-1.0, 1.0]): nothing changed"
+    )
+    [grid] = ingest_models(path, root, input_space="box:2", input_bounds=(0, 1))
+    assert "input space binary (8 points), not box vertices (3 inputs) (8 points)" in grid.notes[0]
+    [bad] = ingest_models(path, root, input_space="box")
+    assert "the new one fails: a box grid needs finite input bounds" in bad.notes[0]
+    [rebuilt] = ingest_models(path, root, input_space="signed", force=True)
+    assert rebuilt.status == "ingested"
+    [after] = ingest_models(path, root, input_space="signed")
+    assert after.status == "present" and after.notes == ()

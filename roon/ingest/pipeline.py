@@ -10,6 +10,7 @@ catalogue is created only when its first model is stored.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -164,12 +165,21 @@ def ingest_model(
 
 
 def stored_options_note(
-    catalogue: Path, model_id: str, *, input_domain: str, min_weight: float
+    catalogue: Path,
+    model_id: str,
+    *,
+    input_domain: str,
+    min_weight: float,
+    mlp: MLP | None = None,
+    input_space: Any = "auto",
 ) -> str | None:
     """What differs between a stored model and the options it is ingested with again.
 
     The input domain is layer 0's in the ``layers`` table; ``min_weight`` is in its
-    ``provenance`` row. Derived tables from an older roon are named too.
+    ``provenance`` row. Given ``mlp`` (the model as it is ingested now, its
+    ``--input-bounds`` in its metadata), its input bounds are compared with the stored
+    metadata's and the space ``input_space`` resolves to with the stored ``input_space``
+    rows (by ``space_id``: the same points). Derived tables from an older roon are named too.
 
     Returns:
         None when the stored model was built with these options and is current; else a
@@ -188,6 +198,8 @@ def stored_options_note(
         differs.append(f"input domain {stored_domain}, not {input_domain}")
     if stored_weight is not None and float(stored_weight) != float(min_weight):
         differs.append(f"min_weight {stored_weight:g}, not {min_weight:g}")
+    if mlp is not None:
+        differs.extend(_space_differences(catalogue, model_id, mlp, input_domain, input_space))
     if differs:
         return (
             f"stored with other options ({'; '.join(differs)}): nothing changed; "
@@ -238,6 +250,45 @@ def store_derivation(
     )
     added = write_rows(catalogue, "lineage", lineage_table(steps)) if steps else 0
     return wrote_parent, wrote_child, added
+
+
+def _space_differences(
+    catalogue: Path, model_id: str, mlp: MLP, input_domain: str, input_space: Any
+) -> list[str]:
+    """How the stored input bounds and input space differ from ``mlp``'s with these options."""
+    from roon.ingest.normalize.bounds import METADATA_KEY
+    from roon.ingest.rows import layer_domains
+    from roon.ingest.spaces import resolve_space
+    from roon.store import layout, read_model_table
+
+    out = []
+    [row] = read_model_table(catalogue, model_id, "models").to_pylist() or [{"metadata": "{}"}]
+    stored_bounds = json.loads(row["metadata"] or "{}").get(METADATA_KEY)
+    bounds = json.loads(json.dumps(mlp.metadata.get(METADATA_KEY)))  # as JSON stores it
+    if stored_bounds != bounds:
+        out.append(f"input bounds {_bounds_text(stored_bounds)}, not {_bounds_text(bounds)}")
+    if not layout.table_path(catalogue, model_id, "input_space").is_file():
+        return out  # never computed (an older roon): stale_tables names it for reindex
+    stored = read_model_table(catalogue, model_id, "input_space")
+    stored_id = stored.column("space_id")[0].as_py() if stored.num_rows else None
+    stored_text = (
+        f"{stored.column('space')[0].as_py()} ({stored.column('points')[0].as_py():,} points)"
+        if stored.num_rows
+        else "none"
+    )
+    try:
+        space = resolve_space(mlp, input_space, input_domain=layer_domains(mlp, input_domain)[0])
+    except RoonError as exc:
+        return [*out, f"input space {stored_text}; the new one fails: {one_line(exc)}"]
+    if (None if space is None else space.id) != stored_id:
+        out.append(
+            f"input space {stored_text}, not {'none' if space is None else space.describe()}"
+        )
+    return out
+
+
+def _bounds_text(bounds: Any) -> str:
+    return "none" if bounds is None else json.dumps(bounds)
 
 
 def with_input_bounds(mlp: MLP, input_bounds: Any) -> MLP:
@@ -317,7 +368,12 @@ def _ingest_source(
     elif not written:
         domain = model_input_domain(final, input_domain)
         differs = stored_options_note(
-            catalogue, final.id, input_domain=domain, min_weight=min_weight
+            catalogue,
+            final.id,
+            input_domain=domain,
+            min_weight=min_weight,
+            mlp=final,
+            input_space=input_space,
         )
         notes.extend([differs] if differs else [])
     return IngestResult(
