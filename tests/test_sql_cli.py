@@ -87,6 +87,18 @@ def test_output_file_is_written_whole_and_never_inside_the_catalogue(cat: Path, 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_output_into_a_missing_folder_creates_it(cat: Path, tmp_path: Path):
+    out = tmp_path / "nodir" / "deeper" / "x.parquet"
+    result = roon("sql", "select 7 as a", "-c", cat, "-f", "parquet", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(out).to_pylist() == [{"a": 7}]
+    (tmp_path / "file").write_text("")
+    refused = roon("sql", "select 7 as a", "-c", cat, "-f", "csv", "-o", tmp_path / "file" / "x")
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
+    assert f"--output {tmp_path / 'file' / 'x'}: cannot write in" in refused.stderr
+    assert ".tmp" not in refused.stderr
+
+
 def test_csv_writes_lists_and_structs_as_json(cat: Path):
     result = roon(
         "sql",

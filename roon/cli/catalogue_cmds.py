@@ -396,7 +396,13 @@ def _write_rows(
         sink.flush()
         return
     target = check_output_path(output, open_catalogue(catalogue))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:  # a missing folder is created; the rows go to a temporary file beside the target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"--output {output}: cannot write in {target.parent} ({exc.strerror or exc})"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as sink:
             rows = write_format(fmt, batches, sink, schema)
