@@ -93,14 +93,7 @@ NAMES = [
     "MLP",
     "equivalent a",
     "equivalent space",
-    pytest.param(
-        "where circuit",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="load_pattern (roon/query/match/pattern.py, the lead's) still calls "
-            "Path(ref) unchecked; roon.errors.require_reference fixes it",
-        ),
-    ),
+    "where circuit",
     "compare b",
     "recurring_input_space space",
     "reindex_catalogue models",

@@ -47,6 +47,7 @@ __all__ = [
     "load_circuit",
     "load_model",
     "save_safetensors",
+    "special_file_kind",
 ]
 
 # extension → format name recorded in provenance
@@ -171,7 +172,7 @@ def _load_file(
         info = path.stat()
     except OSError as exc:
         raise ModelFormatError(f"{label}: cannot read ({exc.strerror or exc})") from exc
-    kind = _not_a_file(info.st_mode, path)
+    kind = special_file_kind(info.st_mode, path)
     if kind:  # never opened: a FIFO would block, a device would never end
         raise ModelFormatError(f"{label}: is {kind}, not a model file; roon reads {_READS}")
     fmt = _FORMATS.get(path.suffix.lower())
@@ -215,7 +216,7 @@ def _load_file(
     )
 
 
-def _not_a_file(mode: int, path: Path) -> str | None:
+def special_file_kind(mode: int, path: Path) -> str | None:
     """What a path that is not a regular file is (``a named pipe (FIFO)``, ...), or None."""
     import stat
 

@@ -127,10 +127,10 @@ def load_sample(path: str | os.PathLike[str]) -> np.ndarray:
         raise ModelFormatError(f"sample {path} has suffix {suffix!r}; use .npy or .pt")
     # a named pipe would block the read, a device (/dev/urandom) never end or look
     # like a pickle: refuse what is not a regular file before opening it
-    from roon.ingest.loaders import _not_a_file
+    from roon.ingest.loaders import special_file_kind
 
     with contextlib.suppress(OSError):  # a missing file is named by the read below
-        kind = _not_a_file(path.stat().st_mode, path)
+        kind = special_file_kind(path.stat().st_mode, path)
         if kind is not None:
             raise ModelFormatError(f"sample {path} is {kind}; give a .npy or .pt file")
     if suffix != ".npy":
