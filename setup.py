@@ -11,7 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "roon.kernels._cpu",
-            sources=["roon/kernels/_cpu.c"],
+            sources=["roon/kernels/_cpu.c", "roon/kernels/_mitm.c"],
+            depends=["roon/kernels/_mitm.h"],
             extra_compile_args=["-O3", "-std=c11", "-fno-strict-aliasing"],
             optional=True,
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from roon.errors import InvalidArgumentError
 
-__all__ = ["TABLES", "table_spec", "table_schema", "duckdb_columns", "read_text"]
+__all__ = ["TABLES", "table_spec", "table_schema", "duckdb_columns", "duckdb_type", "read_text"]
 
 # Catalogue tables in the order they are written for a model.
 TABLES = (
@@ -36,6 +36,10 @@ TABLES = (
     "activation_matches",
 )
 
+# Spec type -> DuckDB type. Counts that may exceed 64 bits are decimal128(38,0), which
+# Parquet stores as DECIMAL(38,0) and DuckDB reads as DECIMAL(38,0): exact integers of up
+# to 38 digits, summable and comparable in SQL (HUGEINT would reach 2^127 but has no
+# Arrow or Parquet type of its own). "list<T>" is a list of T (DuckDB T[]).
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
     "int32": "INTEGER",
@@ -43,7 +47,7 @@ _DUCKDB_TYPES = {
     "float64": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
-    "list<int32>": "INTEGER[]",
+    "decimal128(38,0)": "DECIMAL(38,0)",
 }
 
 
@@ -65,17 +69,25 @@ def table_spec(name: str) -> dict[str, Any]:
 def _arrow_type(type_name: str) -> Any:
     import pyarrow as pa
 
+    if type_name.startswith("list<") and type_name.endswith(">"):
+        return pa.list_(_arrow_type(type_name[5:-1]))
     if type_name.startswith("timestamp["):
         return pa.timestamp("us", tz="UTC")
-    if type_name == "list<int32>":
-        return pa.list_(pa.int32())
     return {
         "string": pa.string(),
         "int32": pa.int32(),
         "int64": pa.int64(),
         "float64": pa.float64(),
         "bool": pa.bool_(),
+        "decimal128(38,0)": pa.decimal128(38, 0),
     }[type_name]
+
+
+def duckdb_type(type_name: str) -> str:
+    """DuckDB type of a spec type (``"list<decimal128(38,0)>"`` -> ``"DECIMAL(38,0)[]"``)."""
+    if type_name.startswith("list<") and type_name.endswith(">"):
+        return duckdb_type(type_name[5:-1]) + "[]"
+    return _DUCKDB_TYPES[type_name]
 
 
 @cache
@@ -94,6 +106,4 @@ def table_schema(name: str) -> Any:
 
 def duckdb_columns(name: str) -> str:
     """DuckDB column list (``"a VARCHAR, b INTEGER"``) of a catalogue table."""
-    return ", ".join(
-        f'"{c["name"]}" {_DUCKDB_TYPES[c["type"]]}' for c in table_spec(name)["columns"]
-    )
+    return ", ".join(f'"{c["name"]}" {duckdb_type(c["type"])}' for c in table_spec(name)["columns"])

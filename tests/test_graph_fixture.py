@@ -22,7 +22,7 @@ def test_fixture_signatures_match_the_hand_derivation() -> None:
     assert by["B"][1]["truth_table"] == "2"
     # tiny3 sorted weights (-0.2, 0.05, 0.9), bias 0.1: fires unless x0=1 and x2=0
     assert by["E"][0]["truth_table"] == f"{0b11110101:x}"
-    assert by["E"][0]["chow"] == "6,2,3,4"
+    assert by["E"][0]["chow"] == [6, 2, 3, 4] and by["E"][0]["fire_count"] == 6
 
 
 def test_fixture_builds_and_counts(tmp_path: Path) -> None:

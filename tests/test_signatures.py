@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -149,8 +147,9 @@ def test_to_arrow_matches_the_catalogue_schema():
     expected = list(table_schema("signatures"))[4:]
     assert table.schema.names == [f.name for f in expected]
     assert [f.type for f in table.schema] == [f.type for f in expected]
-    assert table.column("chow").to_pylist() == ["1,1,1", "3,2,2"]
-    assert table.column("fire_count").to_pylist() == ["1", "3"]
+    # typed counts: exact integers (Arrow decimal128(38, 0)), chow a list of them
+    assert table.column("chow").to_pylist() == [[1, 1, 1], [3, 2, 2]]
+    assert table.column("fire_count").to_pylist() == [1, 3]
     assert table.column("domain").to_pylist() == ["binary", "binary"]
 
 
@@ -225,24 +224,51 @@ def test_table_limit_hides_large_tables():
 # ---------------------------------------------------------------- beyond the exhaustive limit
 
 
-def test_neurons_above_the_limit_go_to_count_beyond(monkeypatch):
+def test_neurons_above_the_limit_go_to_the_beyond_methods(monkeypatch):
+    import roon.kernels.beyond as beyond
+
     calls = []
+    real = beyond.beyond_rows
 
-    def fake(weights, bias, domain, *, mitm_limit, samples, seed):
-        calls.append((weights.copy(), bias, domain, mitm_limit, samples, seed))
-        return one(weights, bias, domain)
+    def spy(ws, b, domain, **kw):
+        calls.append((ws.copy(), b.copy(), domain, kw))
+        return real(ws, b, domain, **kw)
 
-    monkeypatch.setitem(
-        sys.modules, "roon.kernels.beyond", types.SimpleNamespace(count_beyond=fake)
-    )
+    monkeypatch.setattr(beyond, "beyond_rows", spy)
     sig = signatures(
         [[3.0, -1.0, 2.0]], [0.5], "binary", exhaustive_limit=2, mitm_limit=7, samples=9, seed=4
     )
     assert len(calls) == 1
-    w, b, domain, *rest = calls[0]
-    assert w.dtype == np.float64 and w.tolist() == [-1.0, 2.0, 3.0]  # sorted ascending
-    assert (b, domain, rest) == (0.5, "binary", [7, 9, 4])
+    ws, b, domain, kw = calls[0]
+    assert ws.dtype == np.float64 and ws.tolist() == [[-1.0, 2.0, 3.0]]  # sorted ascending
+    assert (b.tolist(), domain) == ([0.5], "binary")
+    assert (kw["mitm_limit"], kw["samples"], kw["seed"]) == (7, 9, 4)
     assert sig[0].hash == one([3.0, -1.0, 2.0], 0.5).hash
+    assert sig.method == ["mitm"]  # every input relevant, counted by meet-in-the-middle
+
+
+def test_exact_policy_and_budget():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 30)).astype(np.float32)  # every input relevant: mitm, ~0.4 ms
+    b = rng.normal(size=3).astype(np.float32)
+    kw = {"exhaustive_limit": 20}
+    always = signatures(w, b, exact="always", **kw)
+    assert always.method == ["mitm"] * 3 and always.fallbacks == 0
+    never = signatures(w, b, exact="never", **kw)
+    assert never.method == ["sampled"] * 3 and never.fallbacks == 3
+    # a budget of one neuron's estimate buys exactly one exact neuron (the first of equals)
+    from roon.kernels.plan import mitm_seconds
+
+    one_neuron = signatures(w, b, exact_budget=1.5 * mitm_seconds(30), **kw)
+    assert one_neuron.method == ["mitm", "sampled", "sampled"] and one_neuron.fallbacks == 2
+    assert one_neuron.hash[0] == always.hash[0] and one_neuron.exact_seconds > 0
+    assert signatures(w, b, **kw).method == ["mitm"] * 3  # the default budget holds them
+    for bad in ("sometimes", None):
+        with pytest.raises(InvalidArgumentError, match="exact policy"):
+            signatures(w, b, exact=bad)
+    for bad in (-1.0, float("nan"), "1", True):
+        with pytest.raises(InvalidArgumentError, match="exact_budget"):
+            signatures(w, b, exact_budget=bad)
 
 
 @pytest.mark.parametrize("domain, n", [("binary", 9), ("signed", 5)])
@@ -310,11 +336,14 @@ def test_uncertain_binary_rows_without_a_table_take_the_mitm_slow_path(monkeypat
     for i in range(6):
         ws = np.sort(w[i])
         counts, denom = exhaustive_exact(ws, b[i], "binary")
-        want.append(sigmod._neurons(counts, [denom], ws[None, :], "binary", False)[0])
+        fire, chow = int(counts.fire[0]), counts.chow[0].tolist()
+        margin = int(counts.min_abs[0]) / denom
+        want.append((fire, (fire, *chow), margin, key_binary_chow(14, (fire, *chow))))
     calls = []
     monkeypatch.setattr(sigmod, "exhaustive_exact", lambda *a, **k: calls.append(a))
     for backend in ("ref", "auto"):
         got = signatures(w, b, backend=backend)
-        assert list(got) == want
+        assert [(g.fire_count, g.chow, g.margin, g.key) for g in got] == want
+        assert got.method == ["mitm"] * 6
     assert not calls
-    assert [g.margin == 0.0 for g in want] == [True] * 3 + [False] + [True] * 2
+    assert [g[2] == 0.0 for g in want] == [True] * 3 + [False] + [True] * 2

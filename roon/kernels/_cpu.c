@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_mitm.h"
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define ROON_X86 1
 #include <immintrin.h>
@@ -396,6 +398,67 @@ done:
     return result;
 }
 
+/* mitm(w, b, tol, n, fire, chow, high, low, uncertain, mem_limit): the meet-in-the-middle
+ * counts of every binary int64 row (see _mitm.c); high = INT64_MAX / low = INT64_MIN
+ * mean "no such input". One buffer of the plan's size serves every row. */
+static PyObject *mitm(PyObject *self, PyObject *args) {
+    Py_buffer w, b, tol, fire, chow, high, low, unc;
+    int n;
+    Py_ssize_t mem_limit;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*y*iw*w*w*w*w*n", &w, &b, &tol, &n, &fire, &chow, &high,
+                          &low, &unc, &mem_limit))
+        return NULL;
+    PyObject *result = NULL;
+    void *buf = NULL;
+    Py_ssize_t rows = b.len / 8;
+    mitm_plan plan;
+    if (mem_limit < 0 || !mitm_choose(n, (size_t)mem_limit, &plan)) {
+        PyErr_Format(PyExc_ValueError, "_cpu.mitm: no plan for fan-in %d in %zd bytes", n,
+                     mem_limit);
+        goto done;
+    }
+    if (!need(&w, rows * n, "w") || !need(&tol, rows, "tol") || !need(&fire, rows, "fire") ||
+        !need(&chow, rows * n, "chow") || !need(&high, rows, "high") ||
+        !need(&low, rows, "low") || !need(&unc, rows, "uncertain"))
+        goto done;
+    buf = rows > 0 ? malloc(plan.bytes) : NULL;
+    if (rows > 0 && !buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *W = w.buf, *B = b.buf, *T = tol.buf;
+    int64_t *F = fire.buf, *C = chow.buf, *H = high.buf, *L = low.buf, *U = unc.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++)
+        mitm_row(&plan, buf, W + r * n, B[r], T[r], F + r, C + r * n, H + r, L + r, U + r);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(buf);
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&tol);
+    PyBuffer_Release(&fire);
+    PyBuffer_Release(&chow);
+    PyBuffer_Release(&high);
+    PyBuffer_Release(&low);
+    PyBuffer_Release(&unc);
+    return result;
+}
+
+/* mitm_plan(n, mem_limit) -> (nb, a, h, bytes), or None when no plan fits. */
+static PyObject *mitm_plan_of(PyObject *self, PyObject *args) {
+    int n;
+    Py_ssize_t mem_limit;
+    mitm_plan plan;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "in", &n, &mem_limit)) return NULL;
+    if (mem_limit < 0 || !mitm_choose(n, (size_t)mem_limit, &plan)) Py_RETURN_NONE;
+    return Py_BuildValue("(iiin)", plan.nb, plan.a, plan.h, (Py_ssize_t)plan.bytes);
+}
+
 static PyObject *isa(PyObject *self, PyObject *args) {
     (void)self;
     (void)args;
@@ -432,6 +495,8 @@ static PyObject *use_isa(PyObject *self, PyObject *args) {
 
 static PyMethodDef METHODS[] = {
     {"count", count, METH_VARARGS, "Exhaustive counts of int64 neuron rows (see _cpu.c)."},
+    {"mitm", mitm, METH_VARARGS, "Meet-in-the-middle counts of binary int64 rows (_mitm.c)."},
+    {"mitm_plan", mitm_plan_of, METH_VARARGS, "(nb, a, h, bytes) of the plan for a fan-in."},
     {"isa", isa, METH_NOARGS, "Instruction set of the compare-and-pack loop in use."},
     {"use_isa", use_isa, METH_VARARGS, "Select scalar, avx2 or avx512 (if supported)."},
     {NULL, NULL, 0, NULL}};

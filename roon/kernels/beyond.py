@@ -1,20 +1,30 @@
 """Signatures of neurons beyond exhaustive reach: MITM, DP, relevance reduction, sampling.
 
-:func:`count_beyond` is what :func:`roon.signatures` calls for every neuron whose fan-in
-exceeds the exhaustive limit. Which method runs is a deterministic function of the
-domain, the fan-in ``n``, the function computed and the limits — plus, for ``dp`` only,
-whether the stored weights are small integers:
+:func:`beyond_rows` is what :func:`roon.signatures` calls for a batch whose fan-in
+exceeds the exhaustive limit; :func:`count_beyond` is the same for one neuron. Which
+method runs is a deterministic function of the domain, the fan-in ``n``, the function
+computed, the limits and the exact policy (:mod:`roon.kernels.plan`) — plus, for ``dp``
+only, whether the stored weights are small integers:
 
 binary domain
-    1. ``k_rel`` (number of relevant inputs, a property of the function) is computed
-       exactly if it is at most ``mitm_limit`` (:mod:`roon.kernels.relevance`). Then the
-       Chow parameters of the ``k_rel`` relevant inputs are counted by meet-in-the-middle
-       and lifted to all ``n`` (each irrelevant input doubles every count and is on in
-       half of the excited inputs). Method ``mitm`` when ``k_rel == n``, else ``reduced``.
-    2. Otherwise, if the exact integers of the stored weights, divided by their gcd, have
-       a small enough sum (:data:`roon.kernels.dp.DP_MAX_TOTAL`; int8-quantised layers
-       qualify), exact counting by dynamic programming: method ``dp``.
-    3. Otherwise ``sampled`` (``exact = False``).
+    The exact options, each with an estimated cost (:mod:`roon.kernels.plan`), cheapest
+    first:
+
+    * ``mitm`` over the ``m`` nonzero-weight inputs, when ``m <= mitm_limit``: the
+      compiled meet-in-the-middle count (:mod:`roon.kernels.cpu`, NumPy face
+      :func:`roon.kernels.mitm.mitm_ref`). Irrelevant inputs show in the Chow vector
+      (``2·N_i = N``), so ``k_rel`` comes for free.
+    * relevance first (:mod:`roon.kernels.relevance`), when the greedy certificate
+      leaves more than :data:`~roon.kernels.plan.RELEVANCE_GAP` inputs undecided: the
+      exact prefix tests find ``k_rel``; if ``k_rel <= mitm_limit`` the ``k_rel``
+      relevant inputs are counted by meet-in-the-middle and lifted to all ``n`` (each
+      irrelevant input doubles every count and is on in half of the excited inputs).
+    * ``dp``, if the exact integers of the stored weights, divided by their gcd, have a
+      small enough sum (:data:`roon.kernels.dp.DP_MAX_TOTAL`; int8-quantised layers
+      qualify): exact counting by dynamic programming.
+
+    The method is ``mitm`` when every input is relevant (``k_rel == n``), ``reduced``
+    when some are not, ``dp`` for the DP, else ``sampled`` (``exact = False``).
 signed domain
     Chow's theorem does not hold on ``{-1,0,1}^n``, so the exact key is the truth table
     over the relevant inputs (:func:`roon.kernels.result.key_signed_table`). If ``k_rel <=``
@@ -23,12 +33,17 @@ signed domain
     case, irrelevant positions summing to 0 by the symmetry ``x_i -> -x_i``); otherwise
     ``sampled``.
 
+The exact policy decides whether an exact option runs: ``always`` runs the cheapest that
+succeeds, ``never`` samples every neuron, and ``auto`` runs it only within the budget
+(neurons cheapest first); neurons sampled although an exact option existed are counted
+as the batch's ``fallbacks``.
+
 Every exact method yields the key exhaustive enumeration would, so equal functions get
-equal hashes whichever method ran. The one exception to "equal function, equal method"
-is ``dp``: an integer-weight neuron with ``k_rel > mitm_limit`` is counted exactly while
-a float-weight neuron computing the same function is sampled, so their methods differ —
-and so do their hashes, an exact key never equalling a sampled one (the sampled row says
-``exact = false``). Whenever both results are exact, the hashes are equal.
+equal hashes whichever method ran. Functions only differ in *method* where the options
+differ: an integer-weight neuron may be counted by DP where a float-weight neuron
+computing the same function is sampled (an exact key never equals a sampled one; the
+sampled row says ``exact = false``). Whenever both results are exact, the hashes are
+equal.
 
 Margins (``min_x |w·x + b| / (Σ|w| + |b|)``) come with every exact method: MITM finds
 the closest excited and non-excited inputs; for a reduced neuron the free inputs can only
@@ -40,21 +55,47 @@ are read off the fixed-point integers, as exhaustive enumeration reads them, and
 off by ``tol / Σ|w_int| <= (n+2)^2·2^-60``, far below
 :data:`~roon.kernels.result.FRAGILE_MARGIN`. MITM and reduced margins therefore equal the
 exhaustive ones bit for bit (an input within ``tol`` sends both to exact integers); DP
-always uses the exact integers.
+always uses the exact integers. So ``fragile`` is true exactly when some input lies
+within the fragility threshold, exact ties (margin 0) included.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from roon.errors import InvalidArgumentError
-from roon.kernels.dp import chow_dp, dp_problem
-from roon.kernels.mitm import MITM_MAX, Row, Uncertain, chow_mitm, signed_sums, solve
-from roon.kernels.relevance import relevance
+from roon.kernels.batch import SignatureBatch
+from roon.kernels.dp import DP_MAX_TOTAL, DP_MAX_WORK, chow_dp, dp_problem
+from roon.kernels.exact import to_int64
+from roon.kernels.mitm import (
+    MITM_MAX,
+    NO_HIGH,
+    NO_LOW,
+    MitmCounts,
+    Row,
+    Uncertain,
+    chow_mitm,
+    exact_row,
+    signed_sums,
+    solve,
+)
+from roon.kernels.plan import (
+    RELEVANCE_GAP,
+    check_policy,
+    dp_seconds,
+    mitm_seconds,
+    prefix_test_seconds,
+    signed_seconds,
+)
+from roon.kernels.relevance import Bounds, relevance, relevance_bounds
 from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
-from roon.kernels.sampled import count_sampled
+from roon.kernels.sampled import count_sampled_rows
+from roon.progress import ProgressCallback, emit
 
-__all__ = ["SIGNED_TABLE_LIMIT", "count_beyond"]
+__all__ = ["SIGNED_TABLE_LIMIT", "count_beyond", "beyond_rows"]
 
 # 3^12 = 531 441 table entries: a 130 KiB key and ~20 ms of exact tabulation per neuron.
 SIGNED_TABLE_LIMIT = 12
@@ -65,9 +106,12 @@ def count_beyond(
     bias: float,
     domain: str,
     *,
-    mitm_limit: int = 40,
+    mitm_limit: int | None = None,
     samples: int = 4096,
     seed: int = 0,
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    backend: str = "auto",
 ) -> NeuronCounts:
     """One neuron, float64 weights already sorted ascending (ties in any order).
 
@@ -75,10 +119,14 @@ def count_beyond(
         weights: ``[n]`` weights sorted ascending.
         bias: the bias.
         domain: ``binary`` ({0,1}) or ``signed`` ({-1,0,1}).
-        mitm_limit: largest number of relevant inputs counted by meet-in-the-middle
-            (at most :data:`roon.kernels.mitm.MITM_MAX`); 40 takes ~0.3 s per neuron.
+        mitm_limit: largest number of inputs counted by meet-in-the-middle (default and
+            at most :data:`roon.kernels.mitm.MITM_MAX`).
         samples: number of inputs drawn when no exact method applies.
         seed: seed of the sampled inputs (part of the sampled key).
+        exact: exact policy, ``auto``, ``always`` or ``never`` (:mod:`roon.kernels.plan`).
+        exact_budget: estimated seconds ``auto`` may spend (default
+            :data:`roon.kernels.plan.DEFAULT_EXACT_BUDGET`).
+        backend: face of the meet-in-the-middle count (``auto``, ``ref``, ``cpu``).
 
     Returns:
         The :class:`NeuronCounts` of the method chosen (see the module docstring).
@@ -89,6 +137,8 @@ def count_beyond(
         >>> r.method, r.relevant, r.fire_count == 2**30
         ('reduced', 2, True)
     """
+    from roon.kernels.dispatch import resolve_backend
+
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not np.all(np.isfinite(w)) or not np.isfinite(bias):
         raise InvalidArgumentError(
@@ -98,35 +148,311 @@ def count_beyond(
         raise InvalidArgumentError("weights must be sorted ascending; pass np.sort(weights)")
     if domain not in DOMAINS:
         raise InvalidArgumentError(f"domain {domain!r} is not one of {DOMAINS}")
-    if not 0 <= mitm_limit <= MITM_MAX:
+    limit = MITM_MAX if mitm_limit is None else mitm_limit
+    if not 0 <= limit <= MITM_MAX:
         raise InvalidArgumentError(f"mitm_limit={mitm_limit} must be in [0, {MITM_MAX}]")
     if samples < 1 or seed < 0:
         raise InvalidArgumentError(f"samples={samples} must be >= 1 and seed={seed} >= 0")
+    budget = check_policy(exact, exact_budget)
+    batch = beyond_rows(
+        w[None, :],
+        np.array([float(bias)]),
+        domain,
+        mitm_limit=limit,
+        samples=samples,
+        seed=seed,
+        budget=budget,
+        backend=resolve_backend(backend),
+    )
+    return batch[0]
+
+
+@dataclass
+class _Plan:
+    """One neuron's exact options, ``(estimated seconds, kind)`` cheapest first."""
+
+    bounds: Bounds
+    options: list[tuple[float, str]]
+    relevant: int | None  # known before any exact work (every nonzero input certified)
+
+
+def beyond_rows(
+    ws: np.ndarray,
+    b: np.ndarray,
+    domain: str,
+    *,
+    mitm_limit: int,
+    samples: int,
+    seed: int,
+    budget: float,
+    backend: str,
+    progress: ProgressCallback | None = None,
+) -> SignatureBatch:
+    """Signatures of a batch of neurons of one fan-in beyond the exhaustive limit.
+
+    Args:
+        ws: ``[N, n]`` float64 weights, each row sorted ascending.
+        b: ``[N]`` float64 biases.
+        domain: ``binary`` or ``signed``.
+        mitm_limit: largest number of inputs counted by meet-in-the-middle.
+        samples: samples of a sampled signature.
+        seed: their seed.
+        budget: estimated seconds of exact work allowed (``inf``: ``always``; 0:
+            ``never`` — see :func:`roon.kernels.plan.check_policy`).
+        backend: resolved backend (``ref``, ``cpu`` or ``triton``): which face counts.
+        progress: ``neurons`` events.
+
+    Returns:
+        A :class:`SignatureBatch` (method per neuron as in the module docstring), with
+        ``fallbacks`` and ``exact_seconds`` set.
+    """
+    n_rows, n = ws.shape
+    rows = to_int64(ws, b)  # the one fixed-point conversion of each neuron
+    totals = (np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)).tolist()
+    fixed = [
+        Row(rows.weights[i], int(rows.bias[i]), int(rows.tol[i]), totals[i]) for i in range(n_rows)
+    ]
     if domain == "binary":
-        return _binary(w, float(bias), mitm_limit, samples, seed)
-    return _signed(w, float(bias), samples, seed)
+        dp_totals = _dp_totals(rows.weights, rows.tol)
+        plans = [
+            _plan_binary(ws[i], float(b[i]), fixed[i], mitm_limit, dp_totals[i])
+            for i in range(n_rows)
+        ]
+    else:
+        plans = [_plan_signed(ws[i], float(b[i]), fixed[i]) for i in range(n_rows)]
+    results: list[NeuronCounts | None] = [None] * n_rows
+    relevant = [p.relevant for p in plans]
+    spent, fallbacks = 0.0, 0
+    full: list[int] = []  # counted by meet-in-the-middle together, at the end
+    first = [p.options[0][0] if p.options else math.inf for p in plans]
+    finished = 0  # neurons with a result so far (progress counts these)
+    for i in sorted(range(n_rows), key=lambda i: (first[i], i)):
+        plan = plans[i]
+        queued = False
+        for cost, kind in plan.options:
+            if kind in ("full", "dp") and spent + cost > budget:
+                continue
+            if kind == "full":
+                spent += cost
+                full.append(i)
+                queued = True
+            elif kind == "dp":
+                spent += cost
+                results[i] = _binary_dp(n, ws[i], float(b[i]))
+            else:  # relevance first, then a count over the relevant inputs
+                full_cost = min((c for c, k in plan.options if k == "full"), default=math.inf)
+                charged, results[i], k = _try_reduced(
+                    ws[i],
+                    float(b[i]),
+                    fixed[i],
+                    plan.bounds,
+                    domain,
+                    mitm_limit,
+                    min(budget - spent, full_cost),
+                    backend,
+                )
+                spent += charged
+                relevant[i] = k if k is not None else relevant[i]
+            if queued or results[i] is not None:
+                break
+        if not queued and results[i] is None and plan.options:
+            fallbacks += 1
+        if results[i] is not None:
+            finished += 1
+            emit(progress, "neurons", finished, n_rows)
+    for i, counts in zip(full, _count_full(ws, b, fixed, plans, full, backend), strict=True):
+        results[i] = counts
+    sampled = [i for i in range(n_rows) if results[i] is None]
+    if sampled:
+        rows_s = to_int64(ws[sampled], b[sampled])
+        found = count_sampled_rows(
+            ws[sampled],
+            b[sampled],
+            rows_s,
+            domain,
+            samples=samples,
+            seed=seed,
+            relevant=[relevant[i] for i in sampled],
+        )
+        for i, counts in zip(sampled, found, strict=True):
+            results[i] = counts
+    if n_rows > finished:
+        emit(progress, "neurons", n_rows, n_rows)
+    final = [r for r in results if r is not None]
+    return SignatureBatch.from_neurons(domain, n, final, fallbacks=fallbacks, exact_seconds=spent)
 
 
-def _binary(w: np.ndarray, bias: float, limit: int, samples: int, seed: int) -> NeuronCounts:
-    n = len(w)
-    rel = relevance(w, bias, "binary", limit=limit)
-    if rel.k is not None and rel.k <= limit:
-        return _binary_reduced(w, bias, rel.relevant())
+def _dp_totals(weights: np.ndarray, tol: np.ndarray) -> list[int | None]:
+    """Per row, Σ|w_int|/gcd when the DP could apply (see :func:`dp_problem`), else None.
+
+    Exact rows (``tol = 0``) hold the very integers of :func:`roon.kernels.exact.to_integers`
+    (the same lowest binade), so this is the DP's own test, vectorized; float weights of
+    trained layers fail it at once. Rounded rows are left to :func:`dp_problem` itself.
+    """
+    mag = np.abs(weights)
+    g = np.gcd.reduce(mag, axis=1) if weights.shape[1] else np.zeros(len(weights), np.int64)
+    safe = np.where(g > 0, g, 1)
+    total = (mag // safe[:, None]).sum(axis=1)
+    ok = (g > 0) & (total <= DP_MAX_TOTAL) & (total * weights.shape[1] <= DP_MAX_WORK)
+    out: list[int | None] = [
+        int(t) if o else None for t, o in zip(total.tolist(), ok.tolist(), strict=True)
+    ]
+    for i in np.flatnonzero(tol > 0).tolist():
+        out[i] = -1  # decided by dp_problem when the DP option is tried
+    return out
+
+
+def _plan_binary(w: np.ndarray, bias: float, row: Row, limit: int, dp_total: int | None) -> _Plan:
+    bounds = relevance_bounds(w, bias, "binary", row)
+    m, lower = bounds.nonzero, bounds.lower
+    options: list[tuple[float, str]] = []
+    if m <= limit:
+        options.append((mitm_seconds(m), "full"))
+    near = m <= limit and m - lower <= RELEVANCE_GAP
+    if lower < m and lower <= limit and not near:
+        options.append((prefix_test_seconds(lower) + mitm_seconds(lower), "reduce"))
+    if dp_total is not None:
+        options.append((dp_seconds(max(dp_total, 0), m), "dp"))
+    order = {"full": 0, "reduce": 1, "dp": 2}
+    options.sort(key=lambda o: (o[0], order[o[1]]))
+    return _Plan(bounds, options, m if lower >= m else None)
+
+
+def _plan_signed(w: np.ndarray, bias: float, row: Row) -> _Plan:
+    bounds = relevance_bounds(w, bias, "signed", row)
+    options = []
+    if bounds.lower <= SIGNED_TABLE_LIMIT:
+        cost = signed_seconds(bounds.lower)
+        if bounds.tests:
+            cost += prefix_test_seconds(bounds.lower)
+        options.append((cost, "reduce"))
+    known = bounds.nonzero if bounds.lower >= bounds.nonzero else None
+    return _Plan(bounds, options, known)
+
+
+def _try_reduced(
+    w: np.ndarray,
+    bias: float,
+    row: Row,
+    bounds: Bounds,
+    domain: str,
+    limit: int,
+    cap: float,
+    backend: str,
+) -> tuple[float, NeuronCounts | None, int | None]:
+    """Relevance analysis, then an exact count over the relevant inputs, within ``cap``.
+
+    Tests run only up to the largest ``k`` whose tests plus count fit in ``cap``.
+
+    Returns:
+        ``(estimated seconds charged, result or None, k_rel or None)``.
+    """
+    top = limit if domain == "binary" else SIGNED_TABLE_LIMIT
+    count = mitm_seconds if domain == "binary" else signed_seconds
+    tests = bounds.tests or (bounds.lower,)
+    reach, cost = -1, 0.0
+    for k in tests:
+        if k > top:
+            break
+        cost += prefix_test_seconds(k) if bounds.tests else 0.0
+        if cost + count(k) > cap:
+            break
+        reach = k
+    if reach < bounds.lower:
+        return 0.0, None, None
+    rel = relevance(w, bias, domain, limit=reach, bounds=bounds, row=row)
+    ran = [k for k in bounds.tests if k <= (reach if rel.k is None else rel.k)]
+    charged = sum(prefix_test_seconds(k) for k in ran)
+    if rel.k is None or rel.k > top:
+        return charged, None, rel.k
+    charged += count(rel.k)
+    keep = rel.relevant()
+    if domain == "binary":
+        return charged, _binary_reduced(w, bias, keep, backend), rel.k
+    return charged, _signed_reduced(w, bias, keep), rel.k
+
+
+def _count_row(row: Row, backend: str) -> MitmCounts:
+    """Meet-in-the-middle counts of one row: the compiled face for int64 rows."""
+    if row.w.dtype == object or backend == "ref":
+        return chow_mitm(row)
+    from roon.kernels.dispatch import run_mitm
+
+    got = run_mitm(backend, row.w[None, :], np.array([row.b]), np.array([row.tol]))
+    if got.uncertain[0]:
+        raise Uncertain
+    high, low = int(got.high[0]), int(got.low[0])
+    return MitmCounts(
+        fire=int(got.fire[0]),
+        chow=got.chow[0].tolist(),
+        high=None if high == NO_HIGH else high,
+        low=None if low == NO_LOW else low,
+    )
+
+
+def _count_full(
+    ws: np.ndarray,
+    b: np.ndarray,
+    fixed: list[Row],
+    plans: list[_Plan],
+    which: list[int],
+    backend: str,
+) -> list[NeuronCounts]:
+    """Meet-in-the-middle over each neuron's nonzero-weight inputs, batched per size."""
+    from roon.kernels.dispatch import run_mitm
+
+    n = ws.shape[1]
+    out: dict[int, NeuronCounts] = {}
+    supports = {i: np.flatnonzero(ws[i] != 0) for i in which}
+    for m in sorted({len(s) for s in supports.values()}):
+        group = [i for i in which if len(supports[i]) == m]
+        weights = np.stack([fixed[i].w[supports[i]] for i in group]).reshape(len(group), m)
+        bias = np.array([fixed[i].b for i in group], dtype=np.int64)
+        tol = np.array([fixed[i].tol for i in group], dtype=np.int64)
+        got = run_mitm(backend, weights, bias, tol)
+        for j, i in enumerate(group):
+            if got.uncertain[j]:  # rounded row with inputs within tol: exact integers
+                out[i] = _binary_reduced(ws[i], float(b[i]), supports[i], "ref", exact_only=True)
+                continue
+            high, low = int(got.high[j]), int(got.low[j])
+            closest = min(high, NO_HIGH if low == NO_LOW else -low)
+            margin = closest / max(fixed[i].total, 1)
+            out[i] = _lifted(n, supports[i], int(got.fire[j]), got.chow[j].tolist(), margin)
+    return [out[i] for i in which]
+
+
+def _lifted(
+    n: int, keep: np.ndarray, fire_k: int, chow_k: list[int], margin: float
+) -> NeuronCounts:
+    """Counts over the inputs ``keep`` lifted to all ``n`` (the others irrelevant)."""
+    k = len(keep)
+    lift = 1 << (n - k)
+    fire = fire_k * lift
+    chow = [fire // 2] * n  # an irrelevant input is on in half of the excited inputs
+    for pos, c in zip(keep.tolist(), chow_k, strict=True):
+        chow[pos] = c * lift
+    relevant = sum(1 for c in chow_k if 2 * c != fire_k)
+    return _binary_result(n, "mitm" if relevant == n else "reduced", fire, chow, relevant, margin)
+
+
+def _binary_dp(n: int, w: np.ndarray, bias: float) -> NeuronCounts | None:
     problem = dp_problem(w, bias)
-    if problem is not None:
-        counts = chow_dp(problem)
-        relevant = sum(1 for c in counts.chow if 2 * c != counts.fire)
-        return _binary_result(n, "dp", counts.fire, counts.chow, relevant, counts.margin)
-    return count_sampled(w, bias, "binary", samples=samples, seed=seed, relevant=rel.k)
+    if problem is None:
+        return None
+    counts = chow_dp(problem)
+    relevant = sum(1 for c in counts.chow if 2 * c != counts.fire)
+    return _binary_result(n, "dp", counts.fire, counts.chow, relevant, counts.margin)
 
 
-def _binary_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCounts:
-    n, k = len(w), len(keep)
+def _binary_reduced(
+    w: np.ndarray, bias: float, keep: np.ndarray, backend: str, *, exact_only: bool = False
+) -> NeuronCounts:
+    n = len(w)
     free = np.ones(n, dtype=bool)
     free[keep] = False
 
     def compute(row: Row) -> tuple[int, list[int], float]:
-        counts = chow_mitm(row.take(keep))
+        counts = _count_row(row.take(keep), backend)
         wf = row.w[free]
         lowest, highest = int(wf[wf < 0].sum()), int(wf[wf > 0].sum())
         closest = []
@@ -136,13 +462,11 @@ def _binary_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCount
             closest.append(-(counts.low + highest))
         return counts.fire, counts.chow, _margin(row, min(closest))
 
-    fire_k, chow_k, margin = solve(compute, w, bias)
-    lift = 1 << (n - k)
-    fire = fire_k * lift
-    chow = [fire // 2] * n  # an irrelevant input is on in half of the excited inputs
-    for pos, c in zip(keep.tolist(), chow_k, strict=True):
-        chow[pos] = c * lift
-    return _binary_result(n, "mitm" if k == n else "reduced", fire, chow, k, margin)
+    if exact_only:
+        fire_k, chow_k, margin = compute(exact_row(w, bias))
+    else:
+        fire_k, chow_k, margin = solve(compute, w, bias)
+    return _lifted(n, keep, fire_k, chow_k, margin)
 
 
 def _margin(row: Row, closest: int) -> float:
@@ -178,13 +502,6 @@ def _binary_result(
         truth_table=None,
         key=key_binary_chow(n, vector),
     )
-
-
-def _signed(w: np.ndarray, bias: float, samples: int, seed: int) -> NeuronCounts:
-    rel = relevance(w, bias, "signed", limit=SIGNED_TABLE_LIMIT)
-    if rel.k is not None and rel.k <= SIGNED_TABLE_LIMIT:
-        return _signed_reduced(w, bias, rel.relevant())
-    return count_sampled(w, bias, "signed", samples=samples, seed=seed, relevant=rel.k)
 
 
 def _signed_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCounts:

@@ -22,6 +22,7 @@ import numpy as np
 
 from roon.errors import InvalidArgumentError, KernelUnavailableError
 from roon.kernels.exhaustive import ExhaustiveCounts, exhaustive_ref
+from roon.kernels.mitm import MitmRows, mitm_ref
 
 __all__ = [
     "BACKENDS",
@@ -29,6 +30,7 @@ __all__ = [
     "resolve_backend",
     "backend_function",
     "run_exhaustive",
+    "run_mitm",
     "triton_missing",
     "gpu_missing",
 ]
@@ -146,3 +148,16 @@ def run_exhaustive(
 ) -> ExhaustiveCounts:
     """Run the exhaustive op on a resolved backend."""
     return backend_function(name)(weights, bias, tol, domain, want_table=want_table)
+
+
+def run_mitm(name: str, weights: np.ndarray, bias: np.ndarray, tol: np.ndarray) -> MitmRows:
+    """Run the meet-in-the-middle op on a resolved backend.
+
+    ``ref`` is the NumPy face; ``cpu`` the compiled one. There is no GPU face: ``triton``
+    counts with the compiled face when it is built, else with NumPy.
+    """
+    if name == "ref" or (name == "triton" and _cpu_missing() is not None):
+        return mitm_ref(weights, bias, tol)
+    from roon.kernels.cpu import mitm_cpu
+
+    return mitm_cpu(weights, bias, tol)

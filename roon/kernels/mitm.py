@@ -34,6 +34,10 @@ from roon.kernels.exact import to_int64, to_integers
 
 __all__ = [
     "MITM_MAX",
+    "NO_HIGH",
+    "NO_LOW",
+    "MitmRows",
+    "mitm_ref",
     "Row",
     "Uncertain",
     "MitmCounts",
@@ -46,9 +50,16 @@ __all__ = [
     "chow_mitm",
 ]
 
-# Largest fan-in counted by MITM: two halves of 2^24 int64 sums plus their sort order and
-# per-subset counts take ~1 GiB; n = 40 (2^20 per half) takes ~50 MiB and 0.3 s.
-MITM_MAX = 48
+# Largest fan-in counted by MITM. The compiled face streams part of one half and keeps
+# 16·2^nb + 24·2^a bytes (_mitm.c): 470 MB and ~0.45 s per neuron at n = 50, 54 being
+# the most its uint32 per-position counts allow with 2^23 sums in memory (about 4 s per
+# neuron). The NumPy face holds both halves: ~3 GB at n = 54, for tests and machines
+# without a C compiler.
+MITM_MAX = 54
+
+# high / low of a row with no excited input / no input that is not excited.
+NO_HIGH = np.iinfo(np.int64).max
+NO_LOW = np.iinfo(np.int64).min
 
 T = TypeVar("T")
 
@@ -164,27 +175,23 @@ class MitmCounts:
     low: int | None
 
 
-def chow_mitm(row: Row) -> MitmCounts:
-    """Exact fire count and Chow parameters of ``row`` by meet-in-the-middle.
+def _count(w: np.ndarray, b: int, tol: int) -> tuple[MitmCounts, int]:
+    """Counts of ``s = w·x + b > tol`` and the number of inputs with ``|s| <= tol``.
 
-    Raises:
-        Uncertain: a fixed-point pre-activation was within ``tol`` of 0 (see :func:`solve`).
+    ``w`` is int64 (sums within 2^61) or object (exact Python ints, ``tol = 0``).
     """
-    n = len(row.w)
-    if n > MITM_MAX:
-        raise InvalidArgumentError(f"MITM fan-in {n} exceeds MITM_MAX={MITM_MAX}; reduce or sample")
+    n = len(w)
     n_a = n // 2
-    sa, sa_masks = sorted_subset_sums(row.w[:n_a])  # [2^nA] ascending
-    sa = sa + row.b  # bias folded into the A half
-    sb, sb_masks = sorted_subset_sums(row.w[n_a:])  # [2^nB] ascending
-    # excited ⇔ sb > -sa; the queries -sa ascending walk sb in cache order
-    queries = -sa[::-1]
+    sa, sa_masks = sorted_subset_sums(w[:n_a])  # [2^nA] ascending
+    sa = sa + b  # bias folded into the A half
+    sb, sb_masks = sorted_subset_sums(w[n_a:])  # [2^nB] ascending
+    # excited ⇔ sb > tol - sa; the queries ascending walk sb in cache order
+    queries = tol - sa[::-1]
     pos = np.searchsorted(sb, queries, side="right")[::-1]  # [2^nA], aligned with sa
-    if row.tol:
-        lo = np.searchsorted(sb, queries - row.tol, side="left")
-        hi = np.searchsorted(sb, queries + row.tol, side="right")
-        if np.any(hi > lo):
-            raise Uncertain
+    uncertain = 0
+    if tol:  # |s| <= tol ⇔ -tol - sa <= sb <= tol - sa
+        lo = np.searchsorted(sb, queries - 2 * tol, side="left")
+        uncertain = int((np.searchsorted(sb, queries, side="right") - lo).sum())
     size_b = len(sb)
     r = size_b - pos  # completions of each A subset
     per_a = np.empty_like(r)
@@ -200,9 +207,84 @@ def chow_mitm(row: Row) -> MitmCounts:
     has_lo = pos > 0
     high = (sa[has_hi] + sb[pos[has_hi]]).min() if np.any(has_hi) else None
     low = (sa[has_lo] + sb[pos[has_lo] - 1]).max() if np.any(has_lo) else None
-    return MitmCounts(
+    counts = MitmCounts(
         fire=fire,
         chow=chow,
         high=None if high is None else int(high),
         low=None if low is None else int(low),
     )
+    return counts, uncertain
+
+
+def chow_mitm(row: Row) -> MitmCounts:
+    """Exact fire count and Chow parameters of ``row`` by meet-in-the-middle (NumPy face).
+
+    Raises:
+        Uncertain: a fixed-point pre-activation was within ``tol`` of 0 (see :func:`solve`).
+    """
+    n = len(row.w)
+    if n > MITM_MAX:
+        raise InvalidArgumentError(f"MITM fan-in {n} exceeds MITM_MAX={MITM_MAX}; reduce or sample")
+    counts, uncertain = _count(row.w, row.b, row.tol)
+    if uncertain:
+        raise Uncertain
+    return counts
+
+
+@dataclass(frozen=True)
+class MitmRows:
+    """Meet-in-the-middle counts of a batch of int64 rows; every face returns this.
+
+    Same rule as the exhaustive op (:mod:`roon.kernels.exhaustive`): with ``s = w·x + b``
+    on int64, an input is excited iff ``s > tol`` and uncertain iff ``|s| <= tol`` in a
+    row with ``tol > 0``; rows with uncertain inputs are redone on exact integers.
+
+    Attributes:
+        fire: ``[N]`` int64, excited inputs.
+        chow: ``[N, n]`` int64, per position: excited inputs with it on.
+        high: ``[N]`` int64, the smallest excited ``s`` (:data:`NO_HIGH` if none).
+        low: ``[N]`` int64, the largest ``s`` not excited (:data:`NO_LOW` if none).
+        uncertain: ``[N]`` int64, inputs with ``|s| <= tol`` (0 where ``tol = 0``).
+    """
+
+    fire: np.ndarray
+    chow: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    uncertain: np.ndarray
+
+    def min_abs(self) -> np.ndarray:
+        """``[N]`` int64, ``min_x |s|`` (both sides: neither sentinel can be the minimum)."""
+        low = np.where(self.low == NO_LOW, NO_HIGH, -np.maximum(self.low, NO_LOW + 1))
+        return np.minimum(self.high, low)
+
+
+def mitm_ref(weights: np.ndarray, bias: np.ndarray, tol: np.ndarray) -> MitmRows:
+    """Meet-in-the-middle counts of int64 rows with NumPy: the oracle of the compiled face.
+
+    Args:
+        weights: ``[N, n]`` int64 rows (:func:`roon.kernels.exact.to_int64`), any order.
+        bias: ``[N]`` int64.
+        tol: ``[N]`` int64 tolerance of each row.
+
+    Raises:
+        InvalidArgumentError: a fan-in above :data:`MITM_MAX`.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    n_rows, n = w.shape
+    if n > MITM_MAX:
+        raise InvalidArgumentError(f"MITM fan-in {n} exceeds MITM_MAX={MITM_MAX}; reduce or sample")
+    fire = np.zeros(n_rows, dtype=np.int64)
+    chow = np.zeros((n_rows, n), dtype=np.int64)
+    high = np.full(n_rows, NO_HIGH, dtype=np.int64)
+    low = np.full(n_rows, NO_LOW, dtype=np.int64)
+    uncertain = np.zeros(n_rows, dtype=np.int64)
+    for i in range(n_rows):
+        counts, uncertain[i] = _count(w[i], int(bias[i]), int(tol[i]))
+        fire[i] = counts.fire
+        chow[i] = counts.chow
+        if counts.high is not None:
+            high[i] = counts.high
+        if counts.low is not None:
+            low[i] = counts.low
+    return MitmRows(fire, chow, high, low, uncertain)

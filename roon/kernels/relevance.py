@@ -46,7 +46,15 @@ from roon.kernels.mitm import (
     subset_sums,
 )
 
-__all__ = ["Relevance", "relevance", "relevance_order", "depends_only_on", "greedy_lower_bound"]
+__all__ = [
+    "Relevance",
+    "Bounds",
+    "relevance",
+    "relevance_bounds",
+    "relevance_order",
+    "depends_only_on",
+    "greedy_lower_bound",
+]
 
 # Enumerate up to 2^20 binary / 3^13 signed partial sums directly (a few MiB); split into
 # two sorted halves beyond that.
@@ -183,7 +191,59 @@ def depends_only_on(row: Row, keep: np.ndarray, domain: str) -> bool:
     raise Uncertain
 
 
-def relevance(weights: np.ndarray, bias: float, domain: str, *, limit: int) -> Relevance:
+@dataclass(frozen=True)
+class Bounds:
+    """What the cheap part of the analysis knows (:func:`relevance_bounds`).
+
+    Attributes:
+        order: ``[n]`` input indices by ``|w|`` descending.
+        ends: ``[n]`` one past the last position tied with each position of ``order``.
+        nonzero: number of inputs with a nonzero weight.
+        lower: certified lower bound on the number of relevant inputs.
+        tests: the ``k`` at which the exact prefix test would run, ascending: ``lower``,
+            then every tie-group boundary up to ``nonzero`` (empty when ``lower`` is
+            already ``nonzero``).
+    """
+
+    order: np.ndarray
+    ends: np.ndarray
+    nonzero: int
+    lower: int
+    tests: tuple[int, ...]
+
+
+def relevance_bounds(
+    weights: np.ndarray, bias: float, domain: str, row: Row | None = None
+) -> Bounds:
+    """The order, tie groups and greedy lower bound of one neuron, in ``O(n log n)``.
+
+    Args:
+        weights: ``[n]`` float weights in any order.
+        bias: the bias.
+        domain: ``binary`` or ``signed``.
+        row: the neuron's fixed-point row (:func:`roon.kernels.mitm.fixed_row`), if
+            already made.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    order = relevance_order(w)
+    abs_sorted = np.abs(w[order])
+    nonzero = int(np.count_nonzero(abs_sorted))
+    ends = _group_ends(abs_sorted)
+    found = greedy_lower_bound(row or fixed_row(w, bias), order, domain)
+    lower = int(ends[found - 1]) if found else 0
+    tests = () if lower >= nonzero else tuple(sorted({lower, *ends[lower:nonzero].tolist()}))
+    return Bounds(order, ends, nonzero, lower, tests)
+
+
+def relevance(
+    weights: np.ndarray,
+    bias: float,
+    domain: str,
+    *,
+    limit: int,
+    bounds: Bounds | None = None,
+    row: Row | None = None,
+) -> Relevance:
     """Exact number of relevant inputs, if it is at most ``limit``.
 
     Certifies a lower bound greedily in ``O(n log n)``; if that already exceeds ``limit``
@@ -196,28 +256,25 @@ def relevance(weights: np.ndarray, bias: float, domain: str, *, limit: int) -> R
         bias: the bias.
         domain: ``binary`` or ``signed``.
         limit: largest ``k_rel`` worth computing exactly.
+        bounds: :func:`relevance_bounds` of the neuron, if already made.
+        row: its fixed-point row, if already made.
     """
     w = np.asarray(weights, dtype=np.float64)
-    order = relevance_order(w)
-    abs_sorted = np.abs(w[order])
-    nonzero = int(np.count_nonzero(abs_sorted))
-    ends = _group_ends(abs_sorted)
-    row = fixed_row(w, bias)
-    found = greedy_lower_bound(row, order, domain)
-    lower = int(ends[found - 1]) if found else 0
-    if lower >= nonzero:  # every nonzero input certified; zero weights never matter
-        return Relevance(nonzero, nonzero, order)
-    if lower > limit:
-        return Relevance(None, lower, order)
+    row = row or fixed_row(w, bias)
+    b = bounds or relevance_bounds(w, bias, domain, row)
+    if b.lower >= b.nonzero:  # every nonzero input certified; zero weights never matter
+        return Relevance(b.nonzero, b.nonzero, b.order)
+    if b.lower > limit:
+        return Relevance(None, b.lower, b.order)
     exact: Row | None = None
-    for k in sorted({lower, *ends[lower:nonzero].tolist()}):
+    for k in b.tests:
         if k > limit:
-            return Relevance(None, k, order)
+            return Relevance(None, k, b.order)
         try:
-            passed = depends_only_on(row, order[:k], domain)
+            passed = depends_only_on(row, b.order[:k], domain)
         except Uncertain:
             exact = exact or exact_row(w, bias)
-            passed = depends_only_on(exact, order[:k], domain)
+            passed = depends_only_on(exact, b.order[:k], domain)
         if passed:
-            return Relevance(k, k, order)
+            return Relevance(k, k, b.order)
     raise AssertionError("unreachable: the test passes at k = number of nonzero weights")

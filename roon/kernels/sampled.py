@@ -20,11 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from roon.kernels.exact import to_integers
-from roon.kernels.mitm import fixed_row
+from roon.kernels.exact import Int64Rows, to_int64, to_integers
 from roon.kernels.result import NeuronCounts, key_sampled
 
-__all__ = ["sample_inputs", "count_sampled"]
+__all__ = ["sample_inputs", "count_sampled", "count_sampled_rows", "exact_sums"]
 
 
 def _raw_bytes(seed: int, count: int) -> np.ndarray:
@@ -59,17 +58,131 @@ def sample_inputs(domain: str, n: int, samples: int, seed: int) -> np.ndarray:
     return x
 
 
-# Inputs widened to int64 at a time for the exact sums (8 MiB).
-_SUM_ELEMENTS = 1 << 20
+# Bits per limb of the exact sums: a weight |w| < 2^61 splits into three signed limbs of
+# 21 bits, and a limb's dot product with a {-1,0,1} input of fan-in n < 2^32 stays below
+# 2^53, so float64 matrix products (BLAS, any summation order) are exact integers.
+_LIMB_BITS = 21
+# Neurons per matrix product, so the [samples, neurons] products stay ~32 MiB.
+_NEURONS_PER_PRODUCT = 1024
 
 
-def _sums(x: np.ndarray, w: np.ndarray, b: int) -> np.ndarray:
-    """``x @ w + b`` on int64 (exact: Σ|w| + |b| <= 2^61), a bounded block at a time."""
-    out = np.empty(x.shape[0], dtype=np.int64)
-    step = max(1, _SUM_ELEMENTS // max(x.shape[1], 1))
+# Sampled inputs widened to float64 at a time for the products (2 MiB): the int8 samples
+# stay the only cached copy, 1 byte per input bit.
+_PRODUCT_ELEMENTS = 1 << 18
+
+
+def exact_sums(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``x @ weights.T`` exactly on int64, for ``[S, n]`` int8 inputs in {-1,0,1} and
+    ``[N, n]`` int64 weights with ``Σ|w| <= 2^61`` per row: ``[S, N]`` int64.
+
+    Each weight is split into signed 21-bit limbs; one float64 matrix product per limb
+    is exact (see :data:`_LIMB_BITS`), and the limbs recombine on int64 without overflow.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    out = np.zeros((x.shape[0], w.shape[0]), dtype=np.int64)
+    if w.size == 0:
+        return out
+    mag = np.abs(w)
+    sign = np.sign(w)
+    limbs = max(1, -(-int(mag.max()).bit_length() // _LIMB_BITS))
+    parts = [
+        (((mag >> (_LIMB_BITS * k)) & ((1 << _LIMB_BITS) - 1)) * sign).astype(np.float64).T
+        for k in range(limbs)
+    ]
+    step = max(1, _PRODUCT_ELEMENTS // max(x.shape[1], 1))
     for a in range(0, x.shape[0], step):
-        out[a : a + step] = x[a : a + step].astype(np.int64) @ w
-    return out + b
+        block = x[a : a + step].astype(np.float64)  # [s, n]
+        for k, part in enumerate(parts):
+            out[a : a + step] += (block @ part).astype(np.int64) << (_LIMB_BITS * k)
+    return out
+
+
+def count_sampled_rows(
+    weights: np.ndarray,
+    bias: np.ndarray,
+    rows: Int64Rows,
+    domain: str,
+    *,
+    samples: int,
+    seed: int,
+    relevant: list[int | None],
+) -> list[NeuronCounts]:
+    """Approximate signatures of a batch of neurons of one fan-in: one matrix product.
+
+    Args:
+        weights: ``[N, n]`` float weights, each row sorted ascending.
+        bias: ``[N]`` biases.
+        rows: their int64 fixed point (:func:`roon.kernels.exact.to_int64`).
+        domain: ``binary`` or ``signed``.
+        samples: inputs drawn.
+        seed: seed of the inputs.
+        relevant: per neuron, the certified relevant count or None.
+
+    Returns:
+        One :class:`NeuronCounts` per neuron, as :func:`count_sampled` gives it.
+    """
+    n_rows, n = rows.weights.shape
+    x = sample_inputs(domain, n, samples, seed)
+    totals = (np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)).tolist()
+    out: list[NeuronCounts] = []
+    for a in range(0, n_rows, _NEURONS_PER_PRODUCT):
+        z = min(a + _NEURONS_PER_PRODUCT, n_rows)
+        sums = exact_sums(x, rows.weights[a:z]) + rows.bias[a:z][None, :]  # [S, c]
+        tol = rows.tol[a:z][None, :]
+        excited = sums > tol
+        mag = np.abs(sums)
+        far = mag > tol  # where tol = 0 every sample is decided
+        far |= tol == 0
+        closest = np.where(far, mag, np.iinfo(np.int64).max).min(axis=0)
+        fired = np.count_nonzero(excited, axis=0)
+        packed = np.packbits(excited.T, axis=1, bitorder="little")  # [c, S/8]
+        for j in range(z - a):
+            i = a + j
+            any_far = bool(far[:, j].any())
+            margin = float(closest[j]) / max(totals[i], 1) if any_far else float("inf")
+            bits = packed[j]
+            fraction = float(fired[j]) / samples
+            near = np.flatnonzero(~far[:, j])
+            if len(near):  # uncertain on the fixed point: re-decided with exact integers
+                decided, margin = _exact_decisions(
+                    weights[i], float(bias[i]), x, near, excited[:, j].copy(), margin
+                )
+                bits = np.packbits(decided, bitorder="little")
+                fraction = float(np.count_nonzero(decided)) / samples
+            bits_hex = format(int.from_bytes(bits.tobytes(), "little"), "x")
+            out.append(
+                NeuronCounts(
+                    domain=domain,
+                    fan_in=n,
+                    exact=False,
+                    method="sampled",
+                    fire_count=None,
+                    chow=None,
+                    fire_fraction=fraction,
+                    relevant=relevant[i],
+                    margin=margin,
+                    truth_table=None,
+                    key=key_sampled(domain, n, seed, samples, bits_hex),
+                )
+            )
+    return out
+
+
+def _exact_decisions(
+    weights: np.ndarray,
+    bias: float,
+    x: np.ndarray,
+    near: np.ndarray,
+    excited: np.ndarray,
+    margin: float,
+) -> tuple[np.ndarray, float]:
+    """Re-decide the samples ``near`` the threshold on exact Python integers."""
+    ints, b = to_integers(weights, bias)
+    total = sum(abs(v) for v in ints) + abs(b)
+    rows = x[near].tolist()
+    exact = [sum(v * c for v, c in zip(ints, row, strict=True)) + b for row in rows]
+    excited[near] = [e > 0 for e in exact]
+    return excited, min(margin, min(abs(e) for e in exact) / max(total, 1))
 
 
 def count_sampled(
@@ -86,35 +199,11 @@ def count_sampled(
     ``fire_fraction`` is the excited fraction of the samples and ``margin`` the smallest
     relative ``|w·x + b|`` among them: an estimate (an upper bound of the true margin), so
     ``fragile`` may miss inputs closer to the threshold. ``relevant`` is passed through
-    only when the caller certified it.
+    only when the caller certified it. One neuron of :func:`count_sampled_rows`.
     """
-    w = np.asarray(weights, dtype=np.float64)
-    n = len(w)
-    row = fixed_row(w, bias)
-    x = sample_inputs(domain, n, samples, seed)  # [samples, n]
-    s = _sums(x, row.w, row.b)  # [samples]
-    excited = s > row.tol
-    far = (np.abs(s) > row.tol) if row.tol else np.ones(len(s), dtype=bool)
-    near = np.flatnonzero(~far)  # uncertain: re-decided with exact integers
-    margin = float(np.abs(s[far]).min()) / max(row.total, 1) if np.any(far) else float("inf")
-    if len(near):
-        ints, b = to_integers(w, bias)
-        total = sum(abs(v) for v in ints) + abs(b)
-        exact_sums = [sum(v * int(c) for v, c in zip(ints, x[i], strict=True)) + b for i in near]
-        excited[near] = [e > 0 for e in exact_sums]
-        margin = min(margin, min(abs(e) for e in exact_sums) / max(total, 1))
-    packed = np.packbits(excited, bitorder="little").tobytes()
-    bits_hex = format(int.from_bytes(packed, "little"), "x")
-    return NeuronCounts(
-        domain=domain,
-        fan_in=n,
-        exact=False,
-        method="sampled",
-        fire_count=None,
-        chow=None,
-        fire_fraction=float(np.count_nonzero(excited)) / samples,
-        relevant=relevant,
-        margin=margin,
-        truth_table=None,
-        key=key_sampled(domain, n, seed, samples, bits_hex),
-    )
+    w = np.asarray(weights, dtype=np.float64)[None, :]
+    b = np.array([float(bias)])
+    rows = to_int64(w, b)
+    return count_sampled_rows(w, b, rows, domain, samples=samples, seed=seed, relevant=[relevant])[
+        0
+    ]

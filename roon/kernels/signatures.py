@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from roon.errors import InvalidArgumentError, ModelFormatError
-from roon.kernels.dispatch import gpu_missing, resolve_backend, run_exhaustive
+from roon.kernels.batch import SignatureBatch, binary_keys, exact_ratio
+from roon.kernels.dispatch import gpu_missing, resolve_backend, run_exhaustive, run_mitm
 from roon.kernels.exact import to_int64
 from roon.kernels.exhaustive import (
     ExhaustiveCounts,
@@ -18,7 +17,8 @@ from roon.kernels.exhaustive import (
     table_hex,
 )
 from roon.kernels.mitm import MITM_MAX, chow_mitm, exact_row
-from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
+from roon.kernels.plan import check_policy
+from roon.kernels.result import DOMAINS, key_signed_table, signature_hash
 from roon.progress import ProgressCallback, emit
 
 __all__ = [
@@ -46,105 +46,9 @@ _CHUNK_INPUTS = {"ref": 1 << 24, "cpu": 1 << 26, "triton": 1 << 32}
 _INTERPRETER_CHUNK_INPUTS = 1 << 16
 # Most samples of an approximate signature: 2^20 inputs, a few seconds per wide neuron.
 _MAX_SAMPLES = 1 << 20
-
-
-@dataclass(frozen=True)
-class SignatureBatch:
-    """Signatures of a batch of neurons, one :class:`~roon.kernels.result.NeuronCounts` each.
-
-    Sequence-like (``len``, indexing, iteration); column views as attributes; rows for the
-    catalogue through :meth:`to_arrow`, plain dicts for JSON through :meth:`to_dicts`.
-    """
-
-    neurons: tuple[NeuronCounts, ...]
-
-    def __len__(self) -> int:
-        return len(self.neurons)
-
-    def __getitem__(self, i: int) -> NeuronCounts:
-        return self.neurons[i]
-
-    def __iter__(self) -> Iterator[NeuronCounts]:
-        return iter(self.neurons)
-
-    @property
-    def hash(self) -> list[str]:
-        """128-bit signature digests (32 hex characters)."""
-        return [c.hash for c in self.neurons]
-
-    @property
-    def fan_in(self) -> np.ndarray:
-        return np.array([c.fan_in for c in self.neurons], dtype=np.int64)
-
-    @property
-    def fire_count(self) -> list[int | None]:
-        """Excited inputs per neuron (Python ints: they may exceed 64 bits); None if sampled."""
-        return [c.fire_count for c in self.neurons]
-
-    @property
-    def chow(self) -> list[tuple[int, ...] | None]:
-        """``(fire_count, c_0, ..., c_{n-1})`` over sorted positions, or None."""
-        return [c.chow for c in self.neurons]
-
-    @property
-    def exact(self) -> np.ndarray:
-        return np.array([c.exact for c in self.neurons], dtype=bool)
-
-    @property
-    def fragile(self) -> np.ndarray:
-        return np.array([c.fragile for c in self.neurons], dtype=bool)
-
-    @property
-    def margin(self) -> list[float | None]:
-        return [c.margin for c in self.neurons]
-
-    @property
-    def method(self) -> list[str]:
-        return [c.method for c in self.neurons]
-
-    @property
-    def truth_table(self) -> list[str | None]:
-        return [c.truth_table for c in self.neurons]
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """One plain dict per neuron (``chow`` as a list of ints), ready for JSON."""
-        return [
-            {
-                "domain": c.domain,
-                "hash": c.hash,
-                "fan_in": c.fan_in,
-                "relevant": c.relevant,
-                "fire_count": c.fire_count,
-                "fire_fraction": c.fire_fraction,
-                "chow": None if c.chow is None else [int(v) for v in c.chow],
-                "truth_table": c.truth_table,
-                "exact": c.exact,
-                "method": c.method,
-                "fragile": c.fragile,
-                "margin": c.margin,
-            }
-            for c in self.neurons
-        ]
-
-    def to_arrow(self) -> Any:
-        """A ``pyarrow.Table`` with the signature columns of the catalogue's signatures table.
-
-        The columns are those of ``schema/tables/signatures.json`` after the neuron's
-        identity (``neuron_id, model_id, layer, neuron``), with the types given there;
-        ``fire_count`` and ``chow`` are decimal strings because counts may exceed 64 bits.
-        """
-        import pyarrow as pa
-
-        from roon.schema import table_schema
-
-        schema = pa.schema(list(table_schema("signatures"))[4:])
-        cols: dict[str, list[Any]] = {name: [] for name in schema.names}
-        for row in self.to_dicts():
-            for name in schema.names:
-                cols[name].append(row[name])
-        cols["fire_count"] = [None if v is None else str(v) for v in cols["fire_count"]]
-        cols["chow"] = [None if v is None else ",".join(map(str, v)) for v in cols["chow"]]
-        return pa.table(cols, schema=schema)
+# Subset sums per meet-in-the-middle call (about 2^(n/2) per neuron): 2^20 keeps a call
+# near 10 ms of work, so progress is reported regularly and threads get whole pieces.
+_MITM_CHUNK_SUMS = 1 << 20
 
 
 def signatures(
@@ -155,9 +59,11 @@ def signatures(
     *,
     exhaustive_limit: int | None = None,
     table_limit: int | None = None,
-    mitm_limit: int = 40,
+    mitm_limit: int | None = None,
     samples: int = 4096,
     seed: int = 0,
+    exact: str = "auto",
+    exact_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> SignatureBatch:
     """Exact excited-state signatures of neurons ``(w, b)`` (README, "Signatures").
@@ -172,8 +78,14 @@ def signatures(
     flip a decision. ``margin`` is ``min_x |w·x+b| / (Σ|w| + |b|)``; ``fragile`` means
     ``margin < FRAGILE_MARGIN`` (``roon.kernels.result``), exact ties included.
 
-    Fan-ins up to ``exhaustive_limit`` enumerate every input; larger ones go to the
-    beyond-exhaustive methods (``mitm``, ``dp``, ``reduced``, ``sampled``).
+    Routing by fan-in ``n``: up to ``table_limit`` every input is enumerated and the
+    truth table returned (method ``exhaustive``); binary neurons above it, up to
+    ``exhaustive_limit``, are counted by meet-in-the-middle (``mitm``: fire count and
+    Chow parameters in ``O(n·2^(n/2))``, no table) — except on a GPU, which enumerates
+    up to its own limit; signed neurons are enumerated up to ``exhaustive_limit``. These
+    are always exact. Larger fan-ins go to the beyond-exhaustive methods (``mitm``,
+    ``reduced``, ``dp``, ``sampled``; :mod:`roon.kernels.beyond`), chosen per neuron by
+    a cost model under the exact policy (:mod:`roon.kernels.plan`).
 
     Args:
         weights: ``[N, n]`` floats (NumPy, lists, torch tensors); a 1-D ``[n]`` with a
@@ -182,14 +94,20 @@ def signatures(
         domain: ``binary`` or ``signed``.
         backend: ``auto``, ``ref``, ``cpu`` or ``triton``; ``auto`` defers to
             ``ROON_BACKEND`` (see :mod:`roon.kernels.dispatch`).
-        exhaustive_limit: largest fan-in enumerated (default 20 binary, 24 on a GPU,
-            12 signed).
+        exhaustive_limit: largest fan-in always computed exactly (default 20 binary, 24
+            on a GPU, 12 signed).
         table_limit: largest fan-in whose truth table is returned (default 10 binary,
             6 signed).
-        mitm_limit: largest number of relevant inputs counted by meet-in-the-middle
-            (beyond methods), 0..48.
+        mitm_limit: largest number of inputs counted by meet-in-the-middle beyond the
+            exhaustive limit, 0..``MITM_MAX`` (default ``MITM_MAX``, 54).
         samples: samples of an approximate signature (beyond methods), 1..2^20.
         seed: seed of those samples, a non-negative integer.
+        exact: beyond the exhaustive limit, ``auto`` (exact within ``exact_budget``),
+            ``always`` (every neuron an exact method reaches) or ``never`` (sampled).
+        exact_budget: estimated seconds of exact work ``auto`` may spend on this batch,
+            cheapest neurons first (default
+            :data:`roon.kernels.plan.DEFAULT_EXACT_BUDGET`); the batch's ``fallbacks``
+            counts the neurons it sampled instead.
         progress: receives ``Progress("neurons", done, total)`` events now and then.
 
     Returns:
@@ -197,8 +115,8 @@ def signatures(
 
     Raises:
         ModelFormatError: a weight or bias is NaN or infinite.
-        InvalidArgumentError: bad shapes, an unknown domain or backend, or a limit, ``samples`` or
-            ``seed`` out of range.
+        InvalidArgumentError: bad shapes, an unknown domain, backend or exact policy, or
+            a limit, budget, ``samples`` or ``seed`` out of range.
         KernelUnavailableError: an explicit backend that cannot run here.
 
     Example:
@@ -219,37 +137,176 @@ def signatures(
     )
     shown = _limit(table_limit, TABLE_LIMIT[domain], 64, "table_limit")
     # the beyond-exhaustive arguments are checked here, whatever the fan-in, so a bad one
-    # is a InvalidArgumentError on every batch (not a ValueError only once a wide neuron appears)
-    _limit(mitm_limit, None, MITM_MAX, "mitm_limit")
+    # is an InvalidArgumentError on every batch (not a ValueError only once a wide neuron appears)
+    wide = _limit(mitm_limit, MITM_MAX, MITM_MAX, "mitm_limit")
     _limit(samples, None, _MAX_SAMPLES, "samples", low=1)
     _limit(seed, None, 2**63 - 1, "seed")
+    budget = check_policy(exact, exact_budget)
     n_rows, n = w.shape
     order = np.argsort(w, axis=1, kind="stable")
     ws = np.take_along_axis(w, order, axis=1)  # [N, n] ascending
     if n > limit:
-        return SignatureBatch(tuple(_beyond(ws, b, domain, mitm_limit, samples, seed, progress)))
+        from roon.kernels.beyond import beyond_rows
 
-    want_table = domain == "signed" or n <= shown
+        return beyond_rows(
+            ws,
+            b,
+            domain,
+            mitm_limit=wide,
+            samples=samples,
+            seed=seed,
+            budget=budget,
+            backend=name,
+            progress=progress,
+        )
+    if domain == "binary" and n > shown and not on_gpu:
+        return _by_mitm(ws, b, name, progress)
+    return _by_enumeration(ws, b, domain, name, on_gpu, n <= shown, progress)
+
+
+def _by_enumeration(
+    ws: np.ndarray,
+    b: np.ndarray,
+    domain: str,
+    name: str,
+    on_gpu: bool,
+    show: bool,
+    progress: ProgressCallback | None,
+) -> SignatureBatch:
+    """Every input of every neuron enumerated, chunk by chunk; columns built in bulk."""
+    n_rows, n = ws.shape
+    want_table = domain == "signed" or show
     interpreter = name == "triton" and not on_gpu
     chunk = _INTERPRETER_CHUNK_INPUTS if interpreter else _CHUNK_INPUTS[name]
     step = max(1, chunk // n_inputs(domain, n))
-    out: list[NeuronCounts] = []
+    parts: list[ExhaustiveCounts] = []
+    scales = []
+    redo: dict[int, tuple[ExhaustiveCounts, int]] = {}
     for a in range(0, n_rows, step):
         z = min(a + step, n_rows)
         rows = to_int64(ws[a:z], b[a:z])
         counts = run_exhaustive(name, rows.weights, rows.bias, rows.tol, domain, want_table)
-        scale = (np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)).tolist()
-        found = _neurons(counts, scale, ws[a:z], domain, n <= shown)
+        parts.append(counts)
+        scales.append(np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias))
         # rows rounded to int64 with inputs within tol of 0: redo on exact Python ints
         for i in np.flatnonzero((rows.tol > 0) & (counts.uncertain > 0)).tolist():
             if want_table:
-                exact, denom = exhaustive_exact(ws[a + i], b[a + i], domain, want_table=True)
+                redo[a + i] = exhaustive_exact(ws[a + i], b[a + i], domain, want_table=True)
             else:  # binary, no table: the same counts in O(2^(n/2)) Python-int steps
-                exact, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
-            found[i] = _neurons(exact, [denom], ws[a + i : a + i + 1], domain, n <= shown)[0]
-        out.extend(found)
+                redo[a + i] = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
         emit(progress, "neurons", z, n_rows)
-    return SignatureBatch(tuple(out))
+    fire = _joined([p.fire for p in parts], (0,))
+    chow = _joined([p.chow for p in parts], (0, n))
+    min_abs = _joined([p.min_abs.astype(np.int64) for p in parts], (0,))
+    table = _joined([p.table for p in parts], (0, 0)) if want_table else None
+    margin = exact_ratio(min_abs, _joined(scales, (0,)))
+    for i, (counts, denom) in redo.items():
+        fire[i], chow[i] = counts.fire[0], counts.chow[0]
+        margin[i] = int(counts.min_abs[0]) / denom if denom else 0.0
+        if table is not None and counts.table is not None:
+            table[i] = counts.table[0]
+    return _columns(ws, domain, n, "exhaustive", fire, chow, margin, table, show)
+
+
+def _by_mitm(
+    ws: np.ndarray, b: np.ndarray, name: str, progress: ProgressCallback | None
+) -> SignatureBatch:
+    """Binary neurons without a table: counted by meet-in-the-middle, in chunks."""
+    n_rows, n = ws.shape
+    step = max(1, _MITM_CHUNK_SUMS >> (n // 2))
+    fire = np.empty(n_rows, dtype=np.int64)
+    chow = np.empty((n_rows, n), dtype=np.int64)
+    margin = np.empty(n_rows, dtype=np.float64)
+    for a in range(0, n_rows, step):
+        z = min(a + step, n_rows)
+        rows = to_int64(ws[a:z], b[a:z])
+        got = run_mitm(name, rows.weights, rows.bias, rows.tol)
+        fire[a:z], chow[a:z] = got.fire, got.chow
+        scale = np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)
+        margin[a:z] = exact_ratio(got.min_abs(), scale)
+        for i in np.flatnonzero((rows.tol > 0) & (got.uncertain > 0)).tolist():
+            counts, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
+            fire[a + i], chow[a + i] = counts.fire[0], counts.chow[0]
+            margin[a + i] = int(counts.min_abs[0]) / denom if denom else 0.0
+        emit(progress, "neurons", z, n_rows)
+    return _columns(ws, "binary", n, "mitm", fire, chow, margin, None, False)
+
+
+def _joined(arrays: list[Any], empty: tuple[int, ...]) -> np.ndarray:
+    if not arrays:
+        return np.zeros(empty, dtype=np.int64)
+    return np.concatenate(arrays) if len(arrays) > 1 else np.array(arrays[0])
+
+
+def _columns(
+    ws: np.ndarray,
+    domain: str,
+    n: int,
+    method: str,
+    fire: np.ndarray,
+    chow: np.ndarray,
+    margin: np.ndarray,
+    table: np.ndarray | None,
+    show: bool,
+) -> SignatureBatch:
+    """A batch of exact rows from int64 counts: keys, hashes and tables once per function."""
+    size = len(fire)
+    if domain == "binary":  # an LTF input is irrelevant iff 2·N_i = N
+        relevant = (2 * chow != fire[:, None]).sum(axis=1).astype(np.int64)
+        keys, hashes = binary_keys(n, fire, chow)
+    else:
+        assert table is not None  # the signed key is a function of the table
+        relevant, keys, hashes = _signed_columns(n, table, chow, ws)
+    hexes = _table_hex(table) if show and table is not None else None
+    return SignatureBatch(
+        domain,
+        n,
+        fire=fire,
+        chow=chow,
+        fraction=exact_ratio(fire, np.full(size, n_inputs(domain, n), dtype=np.int64)),
+        relevant=relevant,
+        margin=margin,
+        exact=np.ones(size, dtype=bool),
+        method=np.full(size, method, dtype=object),
+        table=hexes,
+        key=keys,
+        hashes=hashes,
+    )
+
+
+def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a 2-D array and, per row, the index of its distinct row."""
+    if len(rows) <= 1:
+        return rows, np.zeros(len(rows), dtype=np.int64)
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    return unique, np.asarray(inverse).reshape(-1)
+
+
+def _table_hex(table: np.ndarray) -> list[str | None]:
+    """Hex of each packed table, formatted once per distinct table."""
+    unique, inverse = _distinct(table)
+    hexes = np.array([table_hex(words) for words in unique], dtype=object)
+    return hexes[inverse].tolist() if len(table) else []
+
+
+def _signed_columns(
+    n: int, table: np.ndarray, chow: np.ndarray, ws: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relevant counts, keys and hashes of signed rows, once per distinct table.
+
+    The table determines the function, hence its Chow vector and the signs of its
+    relevant inputs: any neuron with that table stands for all of them.
+    """
+    unique, inverse = _distinct(table)
+    first = np.zeros(len(unique), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # a row holding each table
+    rel = np.empty(len(unique), dtype=np.int64)
+    keys = np.empty(len(unique), dtype=object)
+    hashes = np.empty(len(unique), dtype=object)
+    for u, i in enumerate(first.tolist()):
+        rel[u], keys[u] = _signed_key(n, table[i], chow[i].tolist(), ws[i])
+        hashes[u] = signature_hash(keys[u])
+    return rel[inverse], keys[inverse], hashes[inverse]
 
 
 def _exact_counts_by_mitm(ws: np.ndarray, bias: float) -> tuple[ExhaustiveCounts, int]:
@@ -327,44 +384,6 @@ def _as_neurons(weights: Any, bias: Any) -> tuple[np.ndarray, np.ndarray]:
     return w, b
 
 
-def _neurons(
-    counts: ExhaustiveCounts, scale: list[int], ws: np.ndarray, domain: str, show: bool
-) -> list[NeuronCounts]:
-    """One NeuronCounts per row of an exhaustive result (per-row work kept to a minimum)."""
-    n = int(counts.chow.shape[1])
-    total = n_inputs(domain, n)
-    fire = counts.fire.tolist()
-    chow = counts.chow.tolist()
-    min_abs = [int(m) for m in counts.min_abs.tolist()]  # object rows hold Python ints
-    if domain == "binary":  # an LTF input is irrelevant iff 2·N_i = N
-        relevant = (2 * counts.chow != counts.fire[:, None]).sum(axis=1).tolist()
-    out = []
-    for i, (f, c, m, sc) in enumerate(zip(fire, chow, min_abs, scale, strict=True)):
-        vector = (f, *c)
-        words = counts.table[i] if counts.table is not None else None
-        if domain == "binary":
-            rel, key = relevant[i], key_binary_chow(n, vector)
-        else:
-            assert words is not None  # the signed key is a function of the table
-            rel, key = _signed_key(n, words, c, ws[i])
-        out.append(
-            NeuronCounts(
-                domain=domain,
-                fan_in=n,
-                exact=True,
-                method="exhaustive",
-                fire_count=f,
-                chow=vector,
-                fire_fraction=f / total,
-                relevant=rel,
-                margin=m / sc if sc else 0.0,  # Python ints: a correctly rounded float
-                truth_table=table_hex(words) if show and words is not None else None,
-                key=key,
-            )
-        )
-    return out
-
-
 def _signed_key(n: int, words: np.ndarray, chow: list[int], ws: np.ndarray) -> tuple[int, str]:
     """Relevant-input count and hash material of a signed table (see ``key_signed_table``).
 
@@ -384,22 +403,3 @@ def _signed_key(n: int, words: np.ndarray, chow: list[int], ws: np.ndarray) -> t
     k_neg = sum(1 for i in relevant if ws[i] < 0)
     reduced_hex = format(int.from_bytes(packed, "little"), "x")
     return len(relevant), key_signed_table(n, len(relevant), k_neg, reduced_hex)
-
-
-def _beyond(
-    ws: np.ndarray,
-    b: np.ndarray,
-    domain: str,
-    mitm_limit: int,
-    samples: int,
-    seed: int,
-    progress: ProgressCallback | None,
-) -> Iterator[NeuronCounts]:
-    """Neurons above the exhaustive limit, one at a time through ``count_beyond``."""
-    from roon.kernels.beyond import count_beyond
-
-    for i in range(ws.shape[0]):
-        yield count_beyond(
-            ws[i], float(b[i]), domain, mitm_limit=mitm_limit, samples=samples, seed=seed
-        )
-        emit(progress, "neurons", i + 1, ws.shape[0])

@@ -64,8 +64,13 @@ def _header(props: tuple[tuple[str, str], ...], group: str, key: str = "id") -> 
 def _value(source: str, alias: str) -> str:
     """SQL for one column; timestamps as ISO 8601 with Z, which neo4j-admin parses."""
     column = f'{alias}."{source.split(".", 1)[1]}"'
-    if gm.property_type(source).startswith("timestamp"):
+    kind = gm.property_type(source)
+    if kind.startswith("timestamp"):
         return f"strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+    if gm.as_text(source):  # wide integers as text, as a push sends them (graph_value)
+        if kind.startswith("list<"):
+            return f"array_to_string({column}, ',')"
+        return f"CAST({column} AS VARCHAR)"
     return column
 
 

@@ -35,6 +35,8 @@ __all__ = [
     "DERIVED_FROM_PROPERTIES",
     "neo4j_type",
     "property_type",
+    "as_text",
+    "graph_value",
     "input_layer_id",
     "input_neuron_id",
 ]
@@ -102,10 +104,10 @@ SIGNATURE_PROPERTIES = (
     ("hash", "signatures.hash"),
     ("domain", "signatures.domain"),
     ("fan_in", "signatures.fan_in"),
-    ("fire_count", "signatures.fire_count"),  # decimal string: may exceed 64 bits
+    ("fire_count", "signatures.fire_count"),  # a decimal string: may exceed 64 bits
     ("fire_fraction", "signatures.fire_fraction"),
     ("exact", "signatures.exact"),
-    ("chow", "signatures.chow"),
+    ("chow", "signatures.chow"),  # comma-separated decimals, likewise
     ("truth_table", "signatures.truth_table"),
 )
 # Per neuron, not per function: how this neuron's signature was found and how close it
@@ -128,6 +130,8 @@ DERIVED_FROM_PROPERTIES = (
 # Arrow type of a catalogue column -> neo4j-admin header type. Integers are `long` and
 # floats `double` because that is what the driver stores for Python int and float, so
 # a pushed graph and an imported one hold the same types (`float` would be 32-bit).
+# Counts (decimal128(38,0) and lists of them) may exceed Neo4j's 64-bit integers, so the
+# graph holds them as text: a decimal string, and a list as comma-separated decimals.
 _NEO4J_TYPES = {
     "string": "string",
     "int32": "long",
@@ -135,12 +139,29 @@ _NEO4J_TYPES = {
     "float64": "double",
     "bool": "boolean",
     "timestamp[us, tz=UTC]": "datetime",
+    "decimal128(38,0)": "string",
+    "list<decimal128(38,0)>": "string",
 }
+_TEXT_TYPES = ("decimal128(38,0)", "list<decimal128(38,0)>")
 
 
 def neo4j_type(arrow_type: str) -> str:
     """neo4j-admin property type of a catalogue column type (``"int32"`` → ``"long"``)."""
     return _NEO4J_TYPES[arrow_type]
+
+
+def as_text(source: str) -> bool:
+    """Whether the graph holds the column ``"table.column"`` as text (wide integers)."""
+    return property_type(source) in _TEXT_TYPES
+
+
+def graph_value(source: str, value: object) -> object:
+    """A catalogue value as the graph stores it (see :func:`as_text`); None stays None."""
+    if value is None or not as_text(source):
+        return value
+    if isinstance(value, list):
+        return ",".join(str(int(v)) for v in value)
+    return str(int(value))  # type: ignore[call-overload]
 
 
 def property_type(source: str) -> str:

@@ -52,8 +52,15 @@ class PushSummary:
 
 def _rows(table: Any, props: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """Arrow rows as maps keyed by graph property (``props``: see roon.query.neo4j.model)."""
+    from roon.query.neo4j import model as gm
+
     columns = [source.split(".", 1)[1] for _, source in props]
-    return table.select(columns).rename_columns([name for name, _ in props]).to_pylist()
+    rows = table.select(columns).rename_columns([name for name, _ in props]).to_pylist()
+    text = [(name, source) for name, source in props if gm.as_text(source)]
+    for row in rows:  # wide integers go to the graph as text (see graph_value)
+        for name, source in text:
+            row[name] = gm.graph_value(source, row[name])
+    return rows
 
 
 def model_payload(root: Any, model_id: str, min_weight: float = 0.0) -> dict[str, Any]:
