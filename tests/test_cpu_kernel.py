@@ -124,3 +124,40 @@ def test_every_instruction_set_variant_equals_ref(isa):
             assert_same(ref, run_c(rows.weights, rows.bias, tol, "binary", True), True)
     finally:
         _cpu.use_isa(before)
+
+
+def _tie_rows(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer rows whose sums hit 0 and +tol exactly on many inputs."""
+    rng = np.random.default_rng(100 + n)
+    w = np.sort(rng.integers(-3, 4, size=(8, n)), axis=1)
+    b = np.zeros(8, dtype=np.int64)
+    b[1::2] = -2  # s = tol exactly where the rest sums to 4
+    b[2] = -int(w[2, : n // 2].sum())  # the first half on: an exact 0
+    tol = np.array([0, 2, 0, 2, 0, 3, 0, 1])
+    return w, b, tol
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("n", [6, 11, 12, 17])
+def test_every_variant_decides_exact_ties_as_the_reference(isa, n):
+    # a variant that counted s == 0 (or s == tol) as excited would pass random-normal rows,
+    # which never tie; these integer rows tie on many inputs
+    from roon.kernels import _cpu
+
+    before = _cpu.isa()
+    try:
+        _cpu.use_isa(isa)
+    except ValueError:
+        pytest.skip(f"{isa} is not supported by this CPU")
+    try:
+        w, b, tol = _tie_rows(n)
+        ref = exhaustive_ref(w, b, tol, want_table=True)
+        assert (ref.min_abs[[0, 2]] == 0).all() and ref.uncertain[1] > 0  # ties do occur
+        assert_same(ref, run_c(w, b, tol, "binary", True), True)
+        # w = [-2,-1,1,1,1,2], b = 0: of the 64 inputs 39 sum to more than 0, 12 to
+        # exactly 0 (not excited) and 13 to less (itertools brute force)
+        six = np.array([[-2, -1, 1, 1, 1, 2]])
+        got = run_c(six, np.zeros(1), np.zeros(1), "binary", False)
+        assert got["fire"][0] == 39 and got["min_abs"][0] == 0
+    finally:
+        _cpu.use_isa(before)

@@ -122,3 +122,53 @@ def test_a_newer_catalogue_is_refused_with_the_fix(tmp_path, fresh):
     marker.write_text(json.dumps({"format": "roon-catalogue", "version": 99}))
     with pytest.raises(Exception, match="version 99, newer than this roon reads"):
         reindex_catalogue(fresh)
+
+
+def _old_format(table):
+    """A signatures table as roon wrote it before typed counts (definition version 1):
+    ``fire_count`` a decimal string, ``chow`` comma-separated decimals."""
+    import pyarrow as pa
+
+    fire = [None if v is None else str(v) for v in table.column("fire_count").to_pylist()]
+    chow = [None if v is None else ",".join(map(str, v)) for v in table.column("chow").to_pylist()]
+    table = table.set_column(
+        table.schema.get_field_index("fire_count"), "fire_count", pa.array(fire, pa.string())
+    )
+    return table.set_column(
+        table.schema.get_field_index("chow"), "chow", pa.array(chow, pa.string())
+    )
+
+
+def test_an_old_format_catalogue_reindexes_to_typed_counts(tmp_path, fresh):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from roon.query.scan import scan_catalogue
+
+    old = _build(tmp_path / "old")
+    want = _rows(fresh, "signatures")
+    for model in MODELS:
+        path = layout.table_path(old, model.id, "signatures")
+        pq.write_table(_old_format(pq.read_table(path)), path)
+        layout.derived_path(old, model.id).write_text(json.dumps({"signatures": 1, "tokens": 1}))
+        assert stale_tables(old, model.id, DERIVED_TABLES) == ["signatures"]
+    # what an old file holds: strings
+    sample = pq.read_table(layout.table_path(old, MODELS[0].id, "signatures"))
+    assert sample.schema.field("chow").type == pa.string()
+    assert sample.schema.field("fire_count").type == pa.string()
+
+    results = reindex_catalogue(old, backend="ref")
+    assert {r.status for r in results} == {"reindexed"}
+    assert {r.tables for r in results} == {("signatures",)}
+    for model in MODELS:
+        stored = pq.read_table(layout.table_path(old, model.id, "signatures"))
+        assert stored.schema.field("fire_count").type == pa.decimal128(38, 0)
+        assert stored.schema.field("chow").type.value_type == pa.decimal128(38, 0)
+    assert _rows(old, "signatures") == want
+    # SQL sees numbers: sums and list indexing work without casts
+    con = scan_catalogue(old)
+    total, first = con.execute(
+        "select sum(fire_count), min(chow[1] - fire_count) from signatures where exact"
+    ).fetchone()
+    assert total == sum(r["fire_count"] for r in want if r["exact"]) and first == 0
+    assert {r.status for r in reindex_catalogue(old)} == {"current"}

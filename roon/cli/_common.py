@@ -178,6 +178,30 @@ def parse_int_list(text: str | None, option: str) -> list[int] | None:
     return values
 
 
+class Exact(str, Enum):
+    """Exact policy of neurons beyond the exhaustive limit (roon.kernels.plan)."""
+
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+ExactOption = Annotated[
+    Exact,
+    typer.Option(
+        help="Wide neurons: auto (exact within --exact-budget, the rest sampled), "
+        "always (exact wherever an exact method reaches) or never (sampled)."
+    ),
+]
+ExactBudgetOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Estimated seconds of exact work per model under --exact auto (default 0.25).",
+        min=0.0,
+    ),
+]
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -359,6 +383,26 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "tolist"):
         return value.tolist()
+    if _is_integral_decimal(value):  # typed counts (DECIMAL(38,0)) are JSON integers
+        return int(value)
+    return str(value)
+
+
+def _is_integral_decimal(value: Any) -> bool:
+    from decimal import Decimal
+
+    return isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+
+
+def cell(value: Any) -> str:
+    """One value as a table cell: integers from DECIMAL(38,0) without a Decimal(...)
+    wrapper, lists as ``[a, b, c]``, NULL as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "[" + ", ".join(cell(v) for v in value) + "]"
+    if _is_integral_decimal(value):
+        return str(int(value))
     return str(value)
 
 
@@ -379,7 +423,8 @@ def print_rows(
 
     out = console()
     table = Table(title=None if title is None else plain(title), show_lines=False)
-    cells = [[plain(v) for v in row] for row in rows]
+    # counts (DECIMAL(38,0), lists of them) as integers; styled Text cells as they are
+    cells = [[plain(v if hasattr(v, "cell_len") else cell(v)) for v in row] for row in rows]
     natural = [
         max([len(plain(name))] + [r[j].cell_len for r in cells if j < len(r)])
         for j, name in enumerate(columns)

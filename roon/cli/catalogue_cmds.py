@@ -13,6 +13,9 @@ from roon.cli._common import (
     DEFAULT_CATALOGUE,
     ActivationOption,
     CatalogueOption,
+    Exact,
+    ExactBudgetOption,
+    ExactOption,
     InputDomain,
     JsonOption,
     ProgressBars,
@@ -93,9 +96,15 @@ def ingest(
             "(e.g. fc1,fc2,out), where their names do not make a plain chain."
         ),
     ] = None,
+    exact: ExactOption = Exact.auto,
+    exact_budget: ExactBudgetOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
+
+    Neurons above the exhaustive fan-in (20 binary, 12 signed) get exact signatures within
+    a per-model time budget and sampled ones beyond it; the summary says how many fell
+    back, and --exact always makes every reachable neuron exact.
 
     Example: roon ingest models/*.nnet --catalogue cat --input-domain box
     """
@@ -111,6 +120,8 @@ def ingest(
             min_weight=min_weight,
             normalize=rules,
             backend=backend,
+            exact=exact.value,
+            exact_budget=exact_budget,
             progress=None if as_json else bars,
             force=force,
             name=name,
@@ -151,6 +162,15 @@ def ingest(
                 f"failed {counts['failed']}{skipped} → {where}{full}"
             )
         )
+        sampled = sum(r.sampled for r in results)
+        fallbacks = sum(r.fallbacks for r in results)
+        if sampled:
+            why = (
+                f"; {fallbacks} of them over the exact budget (--exact always makes them exact)"
+                if fallbacks
+                else ""
+            )
+            console().print(f"{sampled} neurons got sampled (approximate) signatures{why}")
     if failed:
         raise typer.Exit(1)
 
@@ -167,6 +187,8 @@ def reindex(
     backend: Annotated[
         str, typer.Option(envvar="ROON_BACKEND", help="Signature backend: auto|ref|cpu|triton.")
     ] = "auto",
+    exact: ExactOption = Exact.auto,
+    exact_budget: ExactBudgetOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recompute derived tables (signatures, tokens) from the stored weights.
@@ -184,6 +206,8 @@ def reindex(
             models=model,
             force=force,
             backend=backend,
+            exact=exact.value,
+            exact_budget=exact_budget,
             progress=None if as_json else bars,
         )
     if as_json:

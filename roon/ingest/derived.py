@@ -10,6 +10,7 @@ every stored model from its weights.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from roon.progress import ProgressCallback, shifted
 __all__ = [
     "DERIVED_TABLES",
     "ROW_BLOCK",
+    "SignatureTally",
     "derived_tables",
     "restricted_batches",
     "restricted_table",
@@ -28,8 +30,28 @@ __all__ = [
     "signature_table",
 ]
 
-# table -> definition version (see the module docstring).
-DERIVED_TABLES: dict[str, int] = {"signatures": 1, "tokens": 1, "restricted": 1, "input_space": 1}
+# table -> definition version (see the module docstring). signatures 2: fire_count and
+# chow typed as decimal128(38, 0) integers (were decimal strings), the exact policy.
+DERIVED_TABLES: dict[str, int] = {"signatures": 2, "tokens": 1, "restricted": 1, "input_space": 1}
+
+
+@dataclass
+class SignatureTally:
+    """What the signatures of one or more models cost and how many were sampled.
+
+    Attributes:
+        neurons: neurons given signatures.
+        sampled: of them, approximate (method ``sampled``).
+        fallbacks: sampled although an exact method reaches them: over the exact budget,
+            or ``exact="never"``. ``--exact always`` makes them exact.
+        exact_seconds: estimated seconds of beyond-exhaustive exact work
+            (:mod:`roon.kernels.plan`).
+    """
+
+    neurons: int = 0
+    sampled: int = 0
+    fallbacks: int = 0
+    exact_seconds: float = 0.0
 
 
 # Weights per block of neurons computed at once: a kernel's temporaries are ~40 bytes per
@@ -50,6 +72,9 @@ def signature_batches(
     domains: Sequence[str],
     *,
     backend: str = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    tally: SignatureTally | None = None,
     progress: ProgressCallback | None = None,
 ) -> Iterator[Any]:
     """The ``signatures`` rows of a model as tables of a block of neurons each.
@@ -57,13 +82,18 @@ def signature_batches(
     Every neuron, each layer in its input domain (a ``box`` layer on the corners of its
     input box, propagated from the model's input bounds); ``progress`` receives
     ``neurons`` events counting over the whole model. Neurons are independent, so blocks
-    give the rows of one whole-layer call.
+    give the rows of one whole-layer call — except for the exact policy: ``exact_budget``
+    (``exact="auto"``) is one budget for the whole model, spent block by block, layer by
+    layer. ``tally`` (if given) adds up neurons, sampled ones and fallbacks.
     """
     import pyarrow as pa
 
     from roon.ingest.rows import neuron_ids
     from roon.kernels import signatures
+    from roon.kernels.plan import check_policy
 
+    left = check_policy(exact, exact_budget) if exact == "auto" else None
+    policy = {"exact": exact, "exact_budget": exact_budget}
     boxes = _boxes(mlp) if "box" in domains else None
     done = 0
     label = mlp.name or mlp.id[:12]
@@ -71,12 +101,23 @@ def signature_batches(
         for start, stop in _blocks(layer.weight):
             report = shifted(progress, done + start, mlp.n_neurons, label)
             w, b = layer.weight[start:stop], layer.bias[start:stop]
+            if left is not None:
+                policy["exact_budget"] = left
             if domains[i] == "box" and boxes is not None:
                 from roon.kernels.box import box_signatures
 
-                batch = box_signatures(w, b, *boxes[i], backend=backend, progress=report)
+                batch = box_signatures(w, b, *boxes[i], backend=backend, progress=report, **policy)
             else:
-                batch = signatures(w, b, domain=domains[i], backend=backend, progress=report)
+                batch = signatures(
+                    w, b, domain=domains[i], backend=backend, progress=report, **policy
+                )
+            if left is not None:
+                left = max(0.0, left - batch.exact_seconds)
+            if tally is not None:
+                tally.neurons += len(batch)
+                tally.sampled += int((~batch.exact).sum())
+                tally.fallbacks += batch.fallbacks
+                tally.exact_seconds += batch.exact_seconds
             table = batch.to_arrow()
             n = stop - start
             head = {
@@ -96,6 +137,9 @@ def signature_table(
     domains: Sequence[str],
     *,
     backend: str = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    tally: SignatureTally | None = None,
     progress: ProgressCallback | None = None,
 ) -> Any:
     """The ``signatures`` rows of a model: every neuron, each layer in its input domain.
@@ -106,7 +150,16 @@ def signature_table(
     """
     import pyarrow as pa
 
-    return pa.concat_tables(signature_batches(mlp, domains, backend=backend, progress=progress))
+    parts = signature_batches(
+        mlp,
+        domains,
+        backend=backend,
+        exact=exact,
+        exact_budget=exact_budget,
+        tally=tally,
+        progress=progress,
+    )
+    return pa.concat_tables(parts)
 
 
 def restricted_batches(mlp: MLP, domains: Sequence[str]) -> Iterator[Any]:
@@ -176,6 +229,9 @@ def derived_tables(
     progress: ProgressCallback | None = None,
     input_space: Any = "auto",
     stream: bool = False,
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    tally: SignatureTally | None = None,
 ) -> dict[str, Any]:
     """Compute derived tables of a model (all of :data:`DERIVED_TABLES` by default).
 
@@ -190,6 +246,11 @@ def derived_tables(
             :func:`roon.ingest.spaces.resolve_space` takes (``auto`` follows ``domains[0]``).
         stream: return one-pass iterators of record batches (or small tables), computed
             as :func:`roon.store.write_model` writes them, instead of whole tables.
+        exact: exact policy of wide neurons, ``auto``, ``always`` or ``never``
+            (:mod:`roon.kernels.plan`).
+        exact_budget: estimated seconds of exact work per model under ``auto``.
+        tally: adds up the signatures' neurons, sampled ones and fallbacks (as the
+            signature rows are computed: after the stream is consumed, with ``stream``).
 
     Raises:
         InvalidArgumentError: an unknown table name, or one domain per layer missing.
@@ -204,13 +265,24 @@ def derived_tables(
         raise InvalidArgumentError(
             f"{unknown[0]!r} is not a derived table; they are {', '.join(DERIVED_TABLES)}"
         )
+    from roon.kernels.plan import check_policy
+
+    check_policy(exact, exact_budget)  # a bad policy fails before any work
     if len(domains) != len(mlp.layers):
         raise InvalidArgumentError(
             f"{len(domains)} input domains for {len(mlp.layers)} layers; give one per layer"
         )
     out: dict[str, Any] = {}
     if "signatures" in wanted:
-        out["signatures"] = signature_batches(mlp, domains, backend=backend, progress=progress)
+        out["signatures"] = signature_batches(
+            mlp,
+            domains,
+            backend=backend,
+            exact=exact,
+            exact_budget=exact_budget,
+            tally=tally,
+            progress=progress,
+        )
     if "tokens" in wanted:
         out["tokens"] = tokens_batches(mlp)
     if "restricted" in wanted:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from roon.errors import CatalogueError, InvalidArgumentError, ModelFormatError, RoonError, one_line
+from roon.ingest.derived import SignatureTally
 from roon.mlp import MLP
 from roon.progress import ProgressCallback, emit
 
@@ -53,6 +54,9 @@ class IngestResult:
         notes: facts worth telling the user (assumed activation, normalization).
         reason: the one-line error when ``status == "failed"``.
         parent_id: with ``normalize``, the id of the model as loaded.
+        sampled: neurons given approximate (sampled) signatures in this run.
+        fallbacks: of them, sampled although an exact method reaches them (over the
+            exact budget, or ``exact="never"``); ``exact="always"`` makes them exact.
     """
 
     source: str
@@ -63,6 +67,8 @@ class IngestResult:
     notes: tuple[str, ...] = ()
     reason: str | None = None
     parent_id: str | None = None
+    sampled: int = 0
+    fallbacks: int = 0
 
 
 def expand_sources(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -132,6 +138,9 @@ def ingest_model(
     progress: ProgressCallback | None = None,
     force: bool = False,
     input_space: Any = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    tally: SignatureTally | None = None,
 ) -> bool:
     """Compute the rows of one model and commit it. False if it was already present.
 
@@ -146,6 +155,9 @@ def ingest_model(
         force: rebuild and replace the model if it is present.
         input_space: the space of its input-space signatures
             (:func:`roon.ingest.spaces.resolve_space`; default ``auto``).
+        exact: exact policy of wide neurons (``auto``, ``always``, ``never``).
+        exact_budget: estimated seconds of exact work for the model under ``auto``.
+        tally: adds up its signatures' neurons, sampled ones and fallbacks.
     """
     from roon.ingest.derived import DERIVED_TABLES, derived_tables
     from roon.ingest.rows import layer_domains, model_tables
@@ -156,11 +168,18 @@ def ingest_model(
     input_domain = model_input_domain(mlp, input_domain)
     domains = layer_domains(mlp, input_domain)
     tables = model_tables(mlp, min_weight=min_weight, input_domain=input_domain, stream=True)
-    tables.update(
-        derived_tables(
-            mlp, domains, backend=backend, progress=progress, input_space=input_space, stream=True
-        )
+    derived = derived_tables(
+        mlp,
+        domains,
+        backend=backend,
+        progress=progress,
+        input_space=input_space,
+        stream=True,
+        exact=exact,
+        exact_budget=exact_budget,
+        tally=tally,
     )
+    tables.update(derived)
     return write_model(catalogue, mlp, tables, derived=DERIVED_TABLES, replace=force)
 
 
@@ -223,6 +242,9 @@ def store_derivation(
     progress: ProgressCallback | None = None,
     force: bool = False,
     input_space: Any = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    tally: SignatureTally | None = None,
 ) -> tuple[bool, bool, int]:
     """Store a model, a model derived from it by normalizer steps, and the lineage rows.
 
@@ -245,6 +267,9 @@ def store_derivation(
             progress=progress,
             force=force and (m is parent or child.id != parent.id),
             input_space=input_space,
+            exact=exact,
+            exact_budget=exact_budget,
+            tally=tally,
         )
         for m in (parent, child)
     )
@@ -322,11 +347,14 @@ def _ingest_source(
     progress: ProgressCallback | None,
     force: bool = False,
     input_space: Any = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
 ) -> IngestResult:
     from roon.ingest.loaders import load_notes
     from roon.store import has_model
 
     notes = load_notes(mlp)
+    tally = SignatureTally()
     if not normalize:
         was_present = has_model(catalogue, mlp.id)
         written = ingest_model(
@@ -338,6 +366,9 @@ def _ingest_source(
             progress=progress,
             force=force,
             input_space=input_space,
+            exact=exact,
+            exact_budget=exact_budget,
+            tally=tally,
         )
         final = mlp
     else:
@@ -362,6 +393,9 @@ def _ingest_source(
             progress=progress,
             force=force,
             input_space=input_space,
+            exact=exact,
+            exact_budget=exact_budget,
+            tally=tally,
         )
     if written and was_present:
         notes.append("rebuilt: replaced the stored model (--force)")
@@ -384,6 +418,8 @@ def _ingest_source(
         neurons=final.n_neurons,
         notes=tuple(notes),
         parent_id=mlp.id if normalize else None,
+        sampled=tally.sampled,
+        fallbacks=tally.fallbacks,
     )
 
 
@@ -516,6 +552,8 @@ def ingest_models(
     input_space: Any = "auto",
     input_bounds: Any = None,
     layers: Sequence[str] | None = None,
+    exact: str = "auto",
+    exact_budget: float | None = None,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
 
@@ -551,6 +589,12 @@ def ingest_models(
             domain and space; recorded in each model's metadata (``input_bounds``) so
             that ``roon reindex`` finds it again. Default: the model's own (metadata, an
             .nnet header), else none (the ``box`` domain and a box grid then fail).
+        exact: exact policy of neurons beyond the exhaustive limit: ``auto`` (exact
+            within ``exact_budget``, the rest sampled and counted in each result's
+            ``fallbacks``), ``always`` (every neuron an exact method reaches: every
+            ACAS Xu neuron, ~0.5 s each at fan-in 50) or ``never`` (sampled).
+        exact_budget: estimated seconds of exact work per model under ``auto``
+            (default :data:`roon.kernels.plan.DEFAULT_EXACT_BUDGET`, 0.25 s).
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names
@@ -563,13 +607,16 @@ def ingest_models(
     Raises:
         CatalogueError: the catalogue cannot be opened or created.
         InvalidArgumentError: ``sources`` is neither a path, a module nor an iterable, or
-            an option is invalid (checked before any source is read).
+            an option is invalid (checked before any source is read), an unknown exact
+            policy or a bad budget among them.
         KernelUnavailableError: an explicit backend that cannot run here.
     """
     from roon.ingest.loaders import load_model
+    from roon.kernels.plan import check_policy
     from roon.store import open_catalogue
 
     normalize = _check_options(input_domain, min_weight, normalize, backend, input_space)
+    check_policy(exact, exact_budget)
     root, exists = _target(catalogue)
     items = _expanded(_as_sources(sources))
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -619,6 +666,8 @@ def ingest_models(
                         progress=progress,
                         force=force,
                         input_space=input_space,
+                        exact=exact,
+                        exact_budget=exact_budget,
                     )
                 except RoonError as exc:
                     result = IngestResult(label, "failed", reason=one_line(exc))

@@ -83,9 +83,13 @@ def reindex_model(
     tables: Sequence[str],
     *,
     backend: str = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> None:
     """Recompute the given derived tables of one stored model from its weights, atomically.
+
+    ``exact`` and ``exact_budget``: the exact policy of wide neurons, as for ingest.
 
     Raises:
         CatalogueError: damaged weights or ``layers`` table (named, with the fix).
@@ -106,6 +110,8 @@ def reindex_model(
         progress=progress,
         input_space=_recorded_space(root, model_id),
         stream=True,
+        exact=exact,
+        exact_budget=exact_budget,
     )
     replace_model_tables(root, model_id, computed, {t: DERIVED_TABLES[t] for t in tables})
 
@@ -116,6 +122,8 @@ def reindex_catalogue(
     models: str | Sequence[str] | None = None,
     force: bool = False,
     backend: str = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[ReindexResult]:
     """Recompute the out-of-date derived tables of every (or the given) stored model.
@@ -125,6 +133,8 @@ def reindex_catalogue(
         models: model references (id, id prefix or name), or one; default every model.
         force: recompute every derived table, out of date or not.
         backend: signature backend.
+        exact: exact policy of wide neurons (``auto``, ``always``, ``never``).
+        exact_budget: estimated seconds of exact work per model under ``auto``.
         progress: ``models`` events, and ``neurons`` events within a model.
 
     Returns:
@@ -135,10 +145,12 @@ def reindex_catalogue(
         CatalogueError: no catalogue, or a reference that matches no model.
     """
     from roon.ingest.derived import DERIVED_TABLES
+    from roon.kernels.plan import check_policy
     from roon.store import list_models, open_catalogue, resolve_model
     from roon.store.migrate import stale_tables
     from roon.store.read import model_names
 
+    check_policy(exact, exact_budget)
     if isinstance(models, str | os.PathLike):
         models = [models]  # one reference, not its characters
     refs = [] if models is None else _references(models)
@@ -153,7 +165,15 @@ def reindex_catalogue(
         result = ReindexResult(model_id, name, "current")
         if todo:
             try:
-                reindex_model(root, model_id, todo, backend=backend, progress=progress)
+                reindex_model(
+                    root,
+                    model_id,
+                    todo,
+                    backend=backend,
+                    exact=exact,
+                    exact_budget=exact_budget,
+                    progress=progress,
+                )
                 result = ReindexResult(model_id, name, "reindexed", tuple(todo))
             except RoonError as exc:
                 result = ReindexResult(model_id, name, "failed", tuple(todo), one_line(exc))

@@ -448,6 +448,44 @@ done:
     return result;
 }
 
+/* mitm_window(w, b, lo, hi, n, out, mem_limit) -> count: the inputs of one binary int64
+ * row with lo <= w·x + b <= hi, the first len(out) of them as uint64 masks in out. */
+static PyObject *mitm_window_of(PyObject *self, PyObject *args) {
+    Py_buffer w, out;
+    long long b, lo, hi;
+    int n;
+    Py_ssize_t mem_limit;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*LLLiw*n", &w, &b, &lo, &hi, &n, &out, &mem_limit)) return NULL;
+    PyObject *result = NULL;
+    void *buf = NULL;
+    mitm_plan plan;
+    if (mem_limit < 0 || !mitm_choose(n, (size_t)mem_limit, &plan)) {
+        PyErr_Format(PyExc_ValueError, "_cpu.mitm_window: no plan for fan-in %d in %zd bytes",
+                     n, mem_limit);
+        goto done;
+    }
+    if (!need(&w, n, "w")) goto done;
+    buf = malloc(plan.bytes);
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t found;
+    const int64_t *W = w.buf;
+    uint64_t *OUT = out.buf;
+    Py_ssize_t cap = out.len / 8;
+    Py_BEGIN_ALLOW_THREADS
+    found = mitm_window(&plan, buf, W, (int64_t)b, (int64_t)lo, (int64_t)hi, OUT, cap);
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong((long long)found);
+done:
+    free(buf);
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 /* mitm_plan(n, mem_limit) -> (nb, a, h, bytes), or None when no plan fits. */
 static PyObject *mitm_plan_of(PyObject *self, PyObject *args) {
     int n;
@@ -496,6 +534,7 @@ static PyObject *use_isa(PyObject *self, PyObject *args) {
 static PyMethodDef METHODS[] = {
     {"count", count, METH_VARARGS, "Exhaustive counts of int64 neuron rows (see _cpu.c)."},
     {"mitm", mitm, METH_VARARGS, "Meet-in-the-middle counts of binary int64 rows (_mitm.c)."},
+    {"mitm_window", mitm_window_of, METH_VARARGS, "Inputs of one row with lo <= s <= hi."},
     {"mitm_plan", mitm_plan_of, METH_VARARGS, "(nb, a, h, bytes) of the plan for a fan-in."},
     {"isa", isa, METH_NOARGS, "Instruction set of the compare-and-pack loop in use."},
     {"use_isa", use_isa, METH_VARARGS, "Select scalar, avx2 or avx512 (if supported)."},

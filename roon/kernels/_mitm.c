@@ -363,3 +363,44 @@ void mitm_row(const mitm_plan *p, void *buf, const int64_t *w, int64_t b, int64_
     }
     fold_bits(S, nb, chow);
 }
+
+int64_t mitm_window(const mitm_plan *p, void *buf, const int64_t *w, int64_t b, int64_t lo,
+                    int64_t hi, uint64_t *out, int64_t cap) {
+    int nb = p->nb, a = p->a, h = p->h;
+    int64_t NB = (int64_t)1 << nb, NA = (int64_t)1 << a, found = 0;
+    const int64_t *w_lo = w + nb, *w_hi = w + nb + a;
+    char *at = buf;
+    int64_t *S = (int64_t *)carve(&at, 8 * (size_t)(NB + 2)) + 1;
+    uint32_t *MB = (uint32_t *)carve(&at, 4 * (size_t)(NB + 2)) + 1;
+    char *rest = at;
+    int64_t *L = (int64_t *)carve(&at, 8 * (size_t)(NA + 2)) + 1;
+    uint32_t *MA = (uint32_t *)carve(&at, 4 * (size_t)(NA + 2)) + 1;
+    char *tail = at;
+    (void)carve(&at, 4 * (size_t)(NB + 1));
+    uint32_t *below = (uint32_t *)carve(&at, 8 * (size_t)NA); /* ranks of lo - 1 */
+    uint32_t *upto = (uint32_t *)carve(&at, 4 * (size_t)NA);  /* ranks of hi */
+    if (2 * NB < SPLIT_OUTPUTS && 2 * NA < SPLIT_OUTPUTS) {
+        build_two_small(w, nb, S, MB, w_lo, a, L, MA);
+    } else {
+        char *scratch = rest;
+        int64_t *tb = (int64_t *)carve(&scratch, 8 * (size_t)(NB / 2 + 2)) + 1;
+        build_sorted(w, nb, S, MB, tb, (uint32_t *)carve(&scratch, 4 * (size_t)(NB / 2 + 2)) + 1);
+        scratch = tail;
+        int64_t *ta = (int64_t *)carve(&scratch, 8 * (size_t)(NA / 2 + 2)) + 1;
+        build_sorted(w_lo, a, L, MA, ta, (uint32_t *)carve(&scratch, 4 * (size_t)(NA / 2 + 2)) + 1);
+    }
+    S[NB] = BIG;
+    for (int64_t o = 0; o < ((int64_t)1 << h); o++) {
+        int64_t d = b;
+        for (int k = 0; k < h; k++)
+            if ((o >> k) & 1) d += w_hi[k];
+        walk_ranks(S, NB, L, NA, hi - d, upto);  /* #{S <= hi - d - L[q]} */
+        walk_ranks(S, NB, L, NA, lo - 1 - d, below);
+        uint64_t high_bits = (uint64_t)o << (nb + a);
+        for (int64_t q = 0; q < NA; q++) {
+            for (int64_t r = below[q]; r < (int64_t)upto[q]; r++, found++)
+                if (found < cap) out[found] = high_bits | ((uint64_t)MA[q] << nb) | MB[r];
+        }
+    }
+    return found;
+}

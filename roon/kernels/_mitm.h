@@ -30,4 +30,9 @@ int mitm_choose(int n, size_t mem_limit, mitm_plan *plan);
 void mitm_row(const mitm_plan *plan, void *buf, const int64_t *w, int64_t b, int64_t tol,
               int64_t *fire, int64_t *chow, int64_t *high, int64_t *low, int64_t *uncertain);
 
+/* Inputs x with lo <= w·x + b <= hi: returns how many there are and writes the first cap
+ * of them as bit masks (bit i: x_i = 1) into out. Same plan and buffer as mitm_row. */
+int64_t mitm_window(const mitm_plan *plan, void *buf, const int64_t *w, int64_t b, int64_t lo,
+                    int64_t hi, uint64_t *out, int64_t cap);
+
 #endif

@@ -75,6 +75,7 @@ from roon.kernels.mitm import (
     NO_HIGH,
     NO_LOW,
     MitmCounts,
+    MitmRows,
     Row,
     Uncertain,
     chow_mitm,
@@ -412,13 +413,30 @@ def _count_full(
         got = run_mitm(backend, weights, bias, tol)
         for j, i in enumerate(group):
             if got.uncertain[j]:  # rounded row with inputs within tol: exact integers
-                out[i] = _binary_reduced(ws[i], float(b[i]), supports[i], "ref", exact_only=True)
+                out[i] = _exact_full(ws[i], float(b[i]), fixed[i], supports[i], got, j)
                 continue
             high, low = int(got.high[j]), int(got.low[j])
             closest = min(high, NO_HIGH if low == NO_LOW else -low)
             margin = closest / max(fixed[i].total, 1)
             out[i] = _lifted(n, supports[i], int(got.fire[j]), got.chow[j].tolist(), margin)
     return [out[i] for i in which]
+
+
+def _exact_full(
+    w: np.ndarray, bias: float, row: Row, keep: np.ndarray, got: MitmRows, j: int
+) -> NeuronCounts:
+    """A full count whose rounded row met uncertain inputs, made exact.
+
+    Only the inputs near the threshold are summed exactly (:mod:`roon.kernels.near`);
+    where the compiled window is missing or too full, every input is, on Python ints.
+    """
+    from roon.kernels.near import exact_near
+
+    near = exact_near(w, bias, row, keep, int(got.fire[j]), got.chow[j].tolist())
+    if near is None:
+        return _binary_reduced(w, bias, keep, "ref", exact_only=True)
+    fire, chow, closest, total = near
+    return _lifted(len(w), keep, fire, chow, closest / max(total, 1))
 
 
 def _lifted(

@@ -16,7 +16,8 @@ from roon.kernels.exhaustive import (
     n_inputs,
     table_hex,
 )
-from roon.kernels.mitm import MITM_MAX, chow_mitm, exact_row
+from roon.kernels.mitm import MITM_MAX, Row, chow_mitm, exact_row
+from roon.kernels.near import exact_near
 from roon.kernels.plan import check_policy
 from roon.kernels.result import DOMAINS, key_signed_table, signature_hash
 from roon.progress import ProgressCallback, emit
@@ -225,9 +226,25 @@ def _by_mitm(
         scale = np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)
         margin[a:z] = exact_ratio(got.min_abs(), scale)
         for i in np.flatnonzero((rows.tol > 0) & (got.uncertain > 0)).tolist():
-            counts, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
-            fire[a + i], chow[a + i] = counts.fire[0], counts.chow[0]
-            margin[a + i] = int(counts.min_abs[0]) / denom if denom else 0.0
+            # rounded row, inputs within tol: only those are redone exactly (near.py)
+            row = Row(rows.weights[i], int(rows.bias[i]), int(rows.tol[i]), 0)
+            near = (
+                None
+                if name == "ref"
+                else exact_near(
+                    ws[a + i],
+                    float(b[a + i]),
+                    row,
+                    np.arange(n),
+                    int(got.fire[i]),
+                    got.chow[i].tolist(),
+                )
+            )
+            if near is None:
+                counts, denom = _exact_counts_by_mitm(ws[a + i], float(b[a + i]))
+                near = (int(counts.fire[0]), counts.chow[0].tolist(), int(counts.min_abs[0]), denom)
+            fire[a + i], chow[a + i] = near[0], near[1]
+            margin[a + i] = near[2] / near[3] if near[3] else 0.0
         emit(progress, "neurons", z, n_rows)
     return _columns(ws, "binary", n, "mitm", fire, chow, margin, None, False)
 
