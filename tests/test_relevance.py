@@ -126,3 +126,34 @@ def test_k_rel_property(ints, bias, half, domain):
     assert small.k in (None, len(truth))
     if small.k is None:
         assert len(truth) > 0
+
+
+def test_batched_bounds_equal_the_per_neuron_ones():
+    # relevance_bounds_rows runs the greedy fills for a whole layer at once: the same
+    # order, tie groups, certified bound and prefix tests as one neuron at a time
+    from roon.kernels.exact import to_int64
+    from roon.kernels.mitm import Row
+    from roon.kernels.relevance import relevance_bounds, relevance_bounds_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        n, size = int(rng.integers(0, 30)), int(rng.integers(1, 6))
+        kind = trial % 4
+        if kind == 0:  # ties, exact zero sums
+            w, b = rng.integers(-3, 4, (size, n)).astype(float), rng.integers(-4, 5, size) * 1.0
+        elif kind == 1:
+            w, b = rng.normal(size=(size, n)), rng.normal(size=size)
+        elif kind == 2:  # rounded rows (tol > 0)
+            w = rng.normal(size=(size, n)) * np.exp2(rng.integers(-60, 60, (size, n)))
+            b = rng.normal(size=size)
+        else:  # a few relevant inputs among tiny ones
+            big = rng.random((size, n)) < 0.3
+            w = np.where(big, rng.normal(size=(size, n)) * 4, rng.normal(size=(size, n)) * 1e-5)
+            b = rng.normal(size=size)
+        rows = to_int64(w, b)
+        for i, got in enumerate(relevance_bounds_rows(w, rows)):
+            total = int(np.abs(rows.weights[i]).sum()) + abs(int(rows.bias[i]))
+            row = Row(rows.weights[i], int(rows.bias[i]), int(rows.tol[i]), total)
+            want = relevance_bounds(w[i], b[i], "binary", row)
+            assert np.array_equal(got.order, want.order) and np.array_equal(got.ends, want.ends)
+            assert (got.nonzero, got.lower, got.tests) == (want.nonzero, want.lower, want.tests)

@@ -105,3 +105,19 @@ def test_sampled_inputs_stay_small_at_wide_fan_in():
     ]
     bits = int(res.key.rsplit("|", 1)[1], 16)
     assert [(bits >> i) & 1 for i in range(64)] == [int(p > 0) for p in pre]
+
+
+@pytest.mark.parametrize("n", [1, 3, 50, 784])
+def test_exact_sums_equal_python_integers_at_the_largest_weights(n):
+    # the float64 products are exact by construction (limbs of 53 - ceil(log2 n) bits):
+    # rows whose Σ|w| sits at the 2^61 bound, with both signs, against Python ints
+    from roon.kernels.sampled import exact_sums
+
+    rng = np.random.default_rng(n)
+    top = 2**61 // (n + 1)
+    w = rng.integers(-top, top + 1, size=(4, n), dtype=np.int64)
+    w[0] = top  # every weight at the bound
+    x = sample_inputs("signed", n, 64, 1)
+    got = exact_sums(x, w)
+    want = [[sum(int(a) * int(c) for a, c in zip(wr, xr, strict=True)) for wr in w] for xr in x]
+    assert got.tolist() == want

@@ -91,7 +91,7 @@ from roon.kernels.plan import (
     prefix_test_seconds,
     signed_seconds,
 )
-from roon.kernels.relevance import Bounds, relevance, relevance_bounds
+from roon.kernels.relevance import Bounds, relevance, relevance_bounds, relevance_bounds_rows
 from roon.kernels.result import DOMAINS, NeuronCounts, key_binary_chow, key_signed_table
 from roon.kernels.sampled import count_sampled_rows
 from roon.progress import ProgressCallback, emit
@@ -215,10 +215,8 @@ def beyond_rows(
     ]
     if domain == "binary":
         dp_totals = _dp_totals(rows.weights, rows.tol)
-        plans = [
-            _plan_binary(ws[i], float(b[i]), fixed[i], mitm_limit, dp_totals[i])
-            for i in range(n_rows)
-        ]
+        bounds = relevance_bounds_rows(ws, rows)  # the greedy certificates, all at once
+        plans = [_plan_binary(bounds[i], mitm_limit, dp_totals[i]) for i in range(n_rows)]
     else:
         plans = [_plan_signed(ws[i], float(b[i]), fixed[i]) for i in range(n_rows)]
     results: list[NeuronCounts | None] = [None] * n_rows
@@ -303,8 +301,7 @@ def _dp_totals(weights: np.ndarray, tol: np.ndarray) -> list[int | None]:
     return out
 
 
-def _plan_binary(w: np.ndarray, bias: float, row: Row, limit: int, dp_total: int | None) -> _Plan:
-    bounds = relevance_bounds(w, bias, "binary", row)
+def _plan_binary(bounds: Bounds, limit: int, dp_total: int | None) -> _Plan:
     m, lower = bounds.nonzero, bounds.lower
     options: list[tuple[float, str]] = []
     if m <= limit:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roon.errors import InvalidArgumentError
+from roon.kernels.exact import Int64Rows
 from roon.kernels.mitm import (
     Row,
     Uncertain,
@@ -51,6 +52,7 @@ __all__ = [
     "Bounds",
     "relevance",
     "relevance_bounds",
+    "relevance_bounds_rows",
     "relevance_order",
     "depends_only_on",
     "greedy_lower_bound",
@@ -233,6 +235,59 @@ def relevance_bounds(
     lower = int(ends[found - 1]) if found else 0
     tests = () if lower >= nonzero else tuple(sorted({lower, *ends[lower:nonzero].tolist()}))
     return Bounds(order, ends, nonzero, lower, tests)
+
+
+def relevance_bounds_rows(ws: np.ndarray, rows: Int64Rows) -> list[Bounds]:
+    """:func:`relevance_bounds` of a batch of binary neurons, vectorized over neurons.
+
+    The greedy fills run input by input for every neuron at once (the same decisions as
+    :func:`greedy_lower_bound`, on the same fixed-point integers).
+
+    Args:
+        ws: ``[N, n]`` float weights (any order within a row).
+        rows: their fixed point (:func:`roon.kernels.exact.to_int64`).
+    """
+    n_rows, n = ws.shape
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return [Bounds(empty, empty, 0, 0, ()) for _ in range(n_rows)]
+    mags = np.abs(ws)
+    order = np.argsort(-mags, axis=1, kind="stable")  # relevance_order of every row
+    abs_sorted = np.take_along_axis(mags, order, axis=1)
+    nonzero = np.count_nonzero(abs_sorted, axis=1)
+    # ends[t]: one past the last position tied with t (the next group start after t)
+    starts = np.ones((n_rows, n + 1), dtype=bool)
+    starts[:, 1:n] = abs_sorted[:, 1:] != abs_sorted[:, :-1]
+    index = np.where(starts, np.arange(n + 1), n)
+    ends = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1][:, 1:]  # [N, n]
+    w = np.take_along_axis(rows.weights, order, axis=1)  # int64, |w| descending
+    a = np.abs(w)
+    tol = rows.tol
+    base = rows.bias + np.where(w < 0, w, 0).sum(axis=1)  # every input at its low end
+    best = np.zeros(n_rows, dtype=np.int64)
+    for fill in (True, False):
+        p = base.copy() if fill else base + a.sum(axis=1)
+        on = np.empty_like(a)
+        for t in range(n):
+            if fill:  # fill, keeping the pre-activation <= 0
+                on[:, t] = np.where(p + a[:, t] <= 0, a[:, t], 0)
+                p += on[:, t]
+            else:  # empty from all-on, keeping it > 0
+                on[:, t] = np.where(p - a[:, t] > 0, 0, a[:, t])
+                p -= a[:, t] - on[:, t]
+        q = p[:, None] - on  # [N, n] pre-activation with input t at its low end
+        hit = (q < -tol[:, None]) & (q + a > tol[:, None])
+        last = np.where(hit.any(axis=1), n - np.argmax(hit[:, ::-1], axis=1), 0)
+        best = np.maximum(best, last)
+    lower = np.where(
+        best > 0, np.take_along_axis(ends, np.maximum(best - 1, 0)[:, None], 1)[:, 0], 0
+    )
+    out = []
+    for i in range(n_rows):
+        low, nz = int(lower[i]), int(nonzero[i])
+        tests = () if low >= nz else tuple(sorted({low, *ends[i, low:nz].tolist()}))
+        out.append(Bounds(order[i], ends[i], nz, low, tests))
+    return out
 
 
 def relevance(

@@ -58,42 +58,46 @@ def sample_inputs(domain: str, n: int, samples: int, seed: int) -> np.ndarray:
     return x
 
 
-# Bits per limb of the exact sums: a weight |w| < 2^61 splits into three signed limbs of
-# 21 bits, and a limb's dot product with a {-1,0,1} input of fan-in n < 2^32 stays below
-# 2^53, so float64 matrix products (BLAS, any summation order) are exact integers.
-_LIMB_BITS = 21
-# Neurons per matrix product, so the [samples, neurons] products stay ~32 MiB.
+# Inputs per lookup table of the exact sums: 8 binary digits (256 subset sums) or 5
+# signed ones (3^5 = 243), one int64 table row per neuron.
+_CHUNK = {2: 8, 3: 5}
+# Neurons per batch of lookups, so the [samples, neurons] sums stay ~32 MiB.
 _NEURONS_PER_PRODUCT = 1024
 
 
-# Sampled inputs widened to float64 at a time for the products (2 MiB): the int8 samples
-# stay the only cached copy, 1 byte per input bit.
-_PRODUCT_ELEMENTS = 1 << 18
-
-
 def exact_sums(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``x @ weights.T`` exactly on int64, for ``[S, n]`` int8 inputs in {-1,0,1} and
-    ``[N, n]`` int64 weights with ``Σ|w| <= 2^61`` per row: ``[S, N]`` int64.
+    """``x @ weights.T`` exactly on int64, for ``[S, n]`` int8 inputs (``{0,1}`` or
+    ``{-1,0,1}``) and ``[N, n]`` int64 weights with ``Σ|w| <= 2^61`` per row: ``[S, N]``.
 
-    Each weight is split into signed 21-bit limbs; one float64 matrix product per limb
-    is exact (see :data:`_LIMB_BITS`), and the limbs recombine on int64 without overflow.
+    By lookup tables, not multiplication: for every chunk of 8 binary (5 signed) inputs
+    the 256 (243) partial sums of each neuron are tabulated once, and each sample adds
+    one table row per chunk — integer adds only, so exact, single-threaded and
+    independent of BLAS (whose threads made small products 10x slower on a busy
+    2-core machine).
     """
     w = np.asarray(weights, dtype=np.int64)
-    out = np.zeros((x.shape[0], w.shape[0]), dtype=np.int64)
-    if w.size == 0:
+    n_samples, n = x.shape
+    out = np.zeros((n_samples, w.shape[0]), dtype=np.int64)
+    if w.shape[0] == 0 or n == 0:
         return out
-    mag = np.abs(w)
-    sign = np.sign(w)
-    limbs = max(1, -(-int(mag.max()).bit_length() // _LIMB_BITS))
-    parts = [
-        (((mag >> (_LIMB_BITS * k)) & ((1 << _LIMB_BITS) - 1)) * sign).astype(np.float64).T
-        for k in range(limbs)
-    ]
-    step = max(1, _PRODUCT_ELEMENTS // max(x.shape[1], 1))
-    for a in range(0, x.shape[0], step):
-        block = x[a : a + step].astype(np.float64)  # [s, n]
-        for k, part in enumerate(parts):
-            out[a : a + step] += (block @ part).astype(np.int64) << (_LIMB_BITS * k)
+    signed = bool((x < 0).any())
+    radix = 3 if signed else 2
+    vals = (-1, 0, 1) if signed else (0, 1)
+    step = _CHUNK[radix]
+    if signed:
+        digits = (x + 1).astype(np.intp)  # [S, n], 0..2
+    else:  # the chunk indices are the packed bytes themselves
+        packed = np.packbits(x, axis=1, bitorder="little")  # [S, ceil(n/8)]
+    for c, a in enumerate(range(0, n, step)):
+        z = min(a + step, n)
+        table = np.zeros((1, w.shape[0]), dtype=np.int64)  # [radix^k, N] partial sums
+        for j in range(a, z):  # digit j - a of the index is input j (least significant first)
+            table = np.concatenate([table + v * w[None, :, j] for v in vals])
+        index: np.ndarray = packed[:, c] if not signed else np.zeros(n_samples, dtype=np.intp)
+        if signed:
+            for j in range(z - 1, a - 1, -1):
+                index = index * radix + digits[:, j]
+        out += table[index]
     return out
 
 
@@ -123,7 +127,7 @@ def count_sampled_rows(
     """
     n_rows, n = rows.weights.shape
     x = sample_inputs(domain, n, samples, seed)
-    totals = (np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias)).tolist()
+    totals = np.maximum(np.abs(rows.weights).sum(axis=1) + np.abs(rows.bias), 1)
     out: list[NeuronCounts] = []
     for a in range(0, n_rows, _NEURONS_PER_PRODUCT):
         z = min(a + _NEURONS_PER_PRODUCT, n_rows)
@@ -134,22 +138,25 @@ def count_sampled_rows(
         far = mag > tol  # where tol = 0 every sample is decided
         far |= tol == 0
         closest = np.where(far, mag, np.iinfo(np.int64).max).min(axis=0)
-        fired = np.count_nonzero(excited, axis=0)
-        packed = np.packbits(excited.T, axis=1, bitorder="little")  # [c, S/8]
-        for j in range(z - a):
-            i = a + j
-            any_far = bool(far[:, j].any())
-            margin = float(closest[j]) / max(totals[i], 1) if any_far else float("inf")
-            bits = packed[j]
-            fraction = float(fired[j]) / samples
+        # float(closest) / total, as Python divides a float by an int (both converted to
+        # the nearest float64, then one IEEE division)
+        margins = np.where(
+            far.any(axis=0), closest.astype(np.float64) / totals[a:z].astype(np.float64), np.inf
+        ).tolist()
+        fractions = (np.count_nonzero(excited, axis=0) / samples).tolist()
+        packed = np.packbits(excited.T, axis=1, bitorder="little")[:, ::-1]  # [c, S/8]
+        # the hex of the little-endian integer: its bytes reversed, without leading zeros
+        hexes = [row.tobytes().hex().lstrip("0") or "0" for row in packed]
+        for j in np.flatnonzero(~far.all(axis=0)).tolist():
+            i = a + j  # uncertain samples on the fixed point: re-decided with exact integers
             near = np.flatnonzero(~far[:, j])
-            if len(near):  # uncertain on the fixed point: re-decided with exact integers
-                decided, margin = _exact_decisions(
-                    weights[i], float(bias[i]), x, near, excited[:, j].copy(), margin
-                )
-                bits = np.packbits(decided, bitorder="little")
-                fraction = float(np.count_nonzero(decided)) / samples
-            bits_hex = format(int.from_bytes(bits.tobytes(), "little"), "x")
+            decided, margins[j] = _exact_decisions(
+                weights[i], float(bias[i]), x, near, excited[:, j].copy(), margins[j]
+            )
+            bits = np.packbits(decided, bitorder="little")
+            hexes[j] = format(int.from_bytes(bits.tobytes(), "little"), "x")
+            fractions[j] = float(np.count_nonzero(decided)) / samples
+        for j in range(z - a):
             out.append(
                 NeuronCounts(
                     domain=domain,
@@ -158,11 +165,11 @@ def count_sampled_rows(
                     method="sampled",
                     fire_count=None,
                     chow=None,
-                    fire_fraction=fraction,
-                    relevant=relevant[i],
-                    margin=margin,
+                    fire_fraction=fractions[j],
+                    relevant=relevant[a + j],
+                    margin=margins[j],
                     truth_table=None,
-                    key=key_sampled(domain, n, seed, samples, bits_hex),
+                    key=key_sampled(domain, n, seed, samples, hexes[j]),
                 )
             )
     return out

@@ -7,14 +7,13 @@ from typing import Any
 import numpy as np
 
 from roon.errors import InvalidArgumentError, ModelFormatError
-from roon.kernels.batch import SignatureBatch, binary_keys, exact_ratio
+from roon.kernels.batch import SignatureBatch, binary_keys, distinct_rows, exact_ratio
 from roon.kernels.dispatch import gpu_missing, resolve_backend, run_exhaustive, run_mitm
 from roon.kernels.exact import to_int64
 from roon.kernels.exhaustive import (
     ExhaustiveCounts,
     exhaustive_exact,
     n_inputs,
-    table_hex,
 )
 from roon.kernels.mitm import MITM_MAX, Row, chow_mitm, exact_row
 from roon.kernels.near import exact_near
@@ -284,26 +283,29 @@ def _columns(
         relevant=relevant,
         margin=margin,
         exact=np.ones(size, dtype=bool),
-        method=np.full(size, method, dtype=object),
+        method=method,
         table=hexes,
         key=keys,
         hashes=hashes,
     )
 
 
-def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of a 2-D array and, per row, the index of its distinct row."""
-    if len(rows) <= 1:
-        return rows, np.zeros(len(rows), dtype=np.int64)
-    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
-    return unique, np.asarray(inverse).reshape(-1)
-
-
 def _table_hex(table: np.ndarray) -> list[str | None]:
     """Hex of each packed table, formatted once per distinct table."""
-    unique, inverse = _distinct(table)
-    hexes = np.array([table_hex(words) for words in unique], dtype=object)
-    return hexes[inverse].tolist() if len(table) else []
+    if not len(table):
+        return []
+    first, inverse = distinct_rows(table)
+    words = np.ascontiguousarray(table[first], dtype="<u8")
+    step = 8 * words.shape[1]
+    raw = words.tobytes()  # table_hex of each row, without a NumPy call per row
+    hexes = np.array(
+        [
+            format(int.from_bytes(raw[i : i + step], "little"), "x")
+            for i in range(0, len(raw), step)
+        ],
+        dtype=object,
+    )
+    return hexes[inverse].tolist()
 
 
 def _signed_columns(
@@ -314,12 +316,10 @@ def _signed_columns(
     The table determines the function, hence its Chow vector and the signs of its
     relevant inputs: any neuron with that table stands for all of them.
     """
-    unique, inverse = _distinct(table)
-    first = np.zeros(len(unique), dtype=np.int64)
-    first[inverse[::-1]] = np.arange(len(inverse))[::-1]  # a row holding each table
-    rel = np.empty(len(unique), dtype=np.int64)
-    keys = np.empty(len(unique), dtype=object)
-    hashes = np.empty(len(unique), dtype=object)
+    first, inverse = distinct_rows(table)
+    rel = np.empty(len(first), dtype=np.int64)
+    keys = np.empty(len(first), dtype=object)
+    hashes = np.empty(len(first), dtype=object)
     for u, i in enumerate(first.tolist()):
         rel[u], keys[u] = _signed_key(n, table[i], chow[i].tolist(), ws[i])
         hashes[u] = signature_hash(keys[u])
