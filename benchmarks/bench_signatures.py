@@ -4,12 +4,18 @@ For each fan-in it times, on the same random float32 neurons:
 
 * ``seed``: the seed's enumeration (``benchmarks/seed_baseline.py``), on a few neurons;
 * ``ref`` / ``cpu`` / ``triton``: :func:`roon.signatures` end to end (sorting, exact
-  conversion, enumeration, keys) on every core the process may use;
-* ``cpu-kernel-1core``: the compiled face alone on one thread (the per-core figure);
-* beyond the exhaustive limit (24, 32 inputs): ``signatures()`` through ``count_beyond``.
+  conversion, counting, keys and hashes; no per-neuron objects) on every core the
+  process may use. Up to the table limit (10) that enumerates every input; above it,
+  binary neurons are counted by meet-in-the-middle (method ``mitm``);
+* ``cpu-kernel-1core``: the compiled exhaustive face alone on one thread;
+* ``mitm-kernel-1core`` beside ``exhaustive-kernel-1core`` at n = 16 and 20: the two
+  compiled counts of the same neurons without a table, one thread each;
+* beyond the exhaustive limit (24, 32 inputs): ``signatures()`` through the beyond
+  methods (``roon.kernels.beyond``).
 
-Ratios against the seed are printed last; rows are appended to ``benchmarks/results.csv``
-with the date, commit and machine. Run: ``python benchmarks/bench_signatures.py``.
+Ratios against the seed (and of MITM over enumeration) are printed last; rows are
+appended to ``benchmarks/results.csv`` with the date, commit and machine. Run:
+``python benchmarks/bench_signatures.py``.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ FIELDS = [
     "x_seed",
 ]
 # Neurons per measurement: enough for ~0.5-2 s of work per backend on a 2-core VM.
-SEED_NEURONS = {8: 400, 12: 20, 16: 2, 20: 1}
-API_NEURONS = {8: 40000, 12: 8000, 16: 3000, 20: 100, 24: 8, 32: 2}
-REF_NEURONS = {8: 20000, 12: 1500, 16: 200, 20: 6}
+SEED_NEURONS = {5: 4000, 8: 400, 12: 20, 16: 2, 20: 1}
+API_NEURONS = {5: 40000, 8: 40000, 12: 8000, 16: 3000, 20: 300, 24: 8, 32: 2}
+REF_NEURONS = {5: 20000, 8: 20000, 12: 1500, 16: 200, 20: 6}
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -69,15 +75,18 @@ def neurons(n: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fan-in", type=int, nargs="*", default=[8, 12, 16, 20])
+    parser.add_argument("--fan-in", type=int, nargs="*", default=[5, 8, 12, 16, 20])
     parser.add_argument("--beyond", type=int, nargs="*", default=[24, 32])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-csv", action="store_true", help="do not append to results.csv")
     args = parser.parse_args()
 
+    import pyarrow  # noqa: F401  # imported before timing: to_arrow is not timed, imports neither
+
     backends = ["ref", "cpu"] + ([] if triton_missing() or gpu_missing() else ["triton"])
     rows: list[dict[str, object]] = []
     seed_us: dict[int, float] = {}
+    versus: list[tuple[int, float, float]] = []  # (n, exhaustive µs, mitm µs), one core
 
     def record(backend: str, n: int, count: int, seconds: float) -> None:
         us = seconds / count * 1e6
@@ -121,6 +130,14 @@ def main() -> None:
                 lambda r=r: exhaustive_cpu(r.weights, r.bias, r.tol, threads=1), args.repeats
             )
             record("cpu-kernel-1core", n, count, t)
+            if n in (16, 20):  # the same neurons, no table: enumeration vs meet in the middle
+                from roon.kernels.cpu import mitm_cpu
+
+                t_mitm = best_of(
+                    lambda r=r: mitm_cpu(r.weights, r.bias, r.tol, threads=1), args.repeats
+                )
+                record("mitm-kernel-1core", n, count, t_mitm)
+                versus.append((n, t / count * 1e6, t_mitm / count * 1e6))
 
     for n in args.beyond:
         count = API_NEURONS.get(n, 2)
@@ -133,10 +150,14 @@ def main() -> None:
         methods = sorted(set(signatures(w, b).method))
         record(f"beyond ({'/'.join(methods)})", n, count, t)
 
+    for n, enum_us, mitm_us in versus:
+        print(f"n={n:2d} one core, no table: enumeration {enum_us:.2f} µs, MITM {mitm_us:.2f} µs")
     print("\nspeed-up over the seed (per neuron, same run):")
     for row in rows:
         if row["x_seed"]:
             print(f"  n={row['fan_in']:2d} {row['backend']:18s} {row['x_seed']:12.0f}x")
+    for n, enum_us, mitm_us in versus:
+        print(f"  n={n:2d} MITM over enumeration (C, one core) {enum_us / mitm_us:10.1f}x")
 
     if not args.no_csv:
         stamp = {
