@@ -57,10 +57,11 @@ def binary_keys(n: int, fire: np.ndarray, chow: np.ndarray) -> tuple[np.ndarray,
     vector = np.empty((len(fire), n + 1), dtype=np.int64)
     vector[:, 0] = fire
     vector[:, 1:] = np.sort(chow, axis=1)  # the key is over the sorted Chow vector
-    prefix = f"binary|{n}|chow|"
+    # key_binary_chow of a row already sorted, as one %-format (twice as fast as joins)
+    template = f"binary|{n}|chow|%d|" + ",".join(["%d"] * n)
 
-    def key_of(row: list[int]) -> str:  # key_binary_chow of a row already sorted
-        return f"{prefix}{row[0]}|{','.join(map(str, row[1:]))}"
+    def key_of(row: list[int]) -> str:
+        return template % tuple(row)
 
     return _per_distinct(vector, key_of)
 

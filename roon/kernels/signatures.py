@@ -143,8 +143,7 @@ def signatures(
     _limit(seed, None, 2**63 - 1, "seed")
     budget = check_policy(exact, exact_budget)
     n_rows, n = w.shape
-    order = np.argsort(w, axis=1, kind="stable")
-    ws = np.take_along_axis(w, order, axis=1)  # [N, n] ascending
+    ws = np.sort(w, axis=1, kind="stable")  # [N, n] ascending: the sorted positions
     if n > limit:
         from roon.kernels.beyond import beyond_rows
 
