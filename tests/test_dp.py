@@ -87,3 +87,29 @@ def test_dp_784_int8_is_exact_at_full_width():
         assert by_weight.setdefault(wi, ci) == ci
     values = [by_weight[k] for k in sorted(by_weight)]
     assert values == sorted(values)
+
+
+def test_the_batched_dp_test_agrees_with_dp_problem():
+    # beyond_rows decides which neurons the DP applies to from the floats' odd parts,
+    # vectorized; it must agree with dp_problem exactly (weights scaled by powers of two,
+    # tiny biases that force rounded int64 rows, float weights that never qualify)
+    from roon.kernels.beyond import _dp_totals
+
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        n, kind = int(rng.integers(0, 40)), trial % 5
+        if kind == 0:
+            w = rng.integers(-127, 128, (3, n)).astype(float)
+        elif kind == 1:
+            w = rng.integers(-5, 6, (3, n)) * np.exp2(rng.integers(-30, 30, (3, 1)))
+        elif kind == 2:
+            w = rng.integers(-5, 6, (3, n)) * np.exp2(rng.integers(-25, 0, (3, n)))
+        elif kind == 3:
+            w = rng.normal(size=(3, n)).astype(np.float32).astype(float)
+        else:
+            w = rng.integers(-3, 4, (3, n)) * 3.0 * np.exp2(rng.integers(-22, 22, (3, n)))
+        w = np.sort(w, axis=1)
+        b = rng.normal(size=3) * np.exp2(rng.integers(-80, 10, 3))
+        for i, total in enumerate(_dp_totals(w)):
+            problem = dp_problem(w[i], float(b[i]))
+            assert total == (None if problem is None else sum(problem.a)), (w[i], b[i])

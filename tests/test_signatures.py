@@ -263,6 +263,9 @@ def test_exact_policy_and_budget():
     assert one_neuron.method == ["mitm", "sampled", "sampled"] and one_neuron.fallbacks == 2
     assert one_neuron.hash[0] == always.hash[0] and one_neuron.exact_seconds > 0
     assert signatures(w, b, **kw).method == ["mitm"] * 3  # the default budget holds them
+    # no exact method reaches dense float 784-input neurons: sampled, but no fallbacks
+    wide = signatures(rng.normal(size=(2, 784)), [0.1, -0.2], exact="always")
+    assert wide.method == ["sampled"] * 2 and wide.fallbacks == 0
     for bad in ("sometimes", None):
         with pytest.raises(InvalidArgumentError, match="exact policy"):
             signatures(w, b, exact=bad)

@@ -214,7 +214,7 @@ def beyond_rows(
         Row(rows.weights[i], int(rows.bias[i]), int(rows.tol[i]), totals[i]) for i in range(n_rows)
     ]
     if domain == "binary":
-        dp_totals = _dp_totals(rows.weights, rows.tol)
+        dp_totals = _dp_totals(ws)
         bounds = relevance_bounds_rows(ws, rows)  # the greedy certificates, all at once
         plans = [_plan_binary(bounds[i], mitm_limit, dp_totals[i]) for i in range(n_rows)]
     else:
@@ -281,24 +281,34 @@ def beyond_rows(
     return SignatureBatch.from_neurons(domain, n, final, fallbacks=fallbacks, exact_seconds=spent)
 
 
-def _dp_totals(weights: np.ndarray, tol: np.ndarray) -> list[int | None]:
-    """Per row, Σ|w_int|/gcd when the DP could apply (see :func:`dp_problem`), else None.
+def _dp_totals(ws: np.ndarray) -> list[int | None]:
+    """Per neuron, Σ|w|/g of the DP (:func:`roon.kernels.dp.dp_problem`) when it applies.
 
-    Exact rows (``tol = 0``) hold the very integers of :func:`roon.kernels.exact.to_integers`
-    (the same lowest binade), so this is the DP's own test, vectorized; float weights of
-    trained layers fail it at once. Rounded rows are left to :func:`dp_problem` itself.
+    Vectorized and exact without Python integers: with ``|w_i| = odd_i·2^k_i`` (exact,
+    :func:`roon.kernels.exact.decompose`), the gcd of the exact integers is
+    ``2^min(k)·gcd(odd)``, so ``a_i = odd_i/gcd(odd)·2^(k_i - min k)``; the DP applies
+    when every ``a_i`` and their sum are within :data:`DP_MAX_TOTAL` (and the work within
+    :data:`DP_MAX_WORK`). Float weights of trained layers fail at once, so no DP is
+    attempted on them.
     """
-    mag = np.abs(weights)
-    g = np.gcd.reduce(mag, axis=1) if weights.shape[1] else np.zeros(len(weights), np.int64)
-    safe = np.where(g > 0, g, 1)
-    total = (mag // safe[:, None]).sum(axis=1)
-    ok = (g > 0) & (total <= DP_MAX_TOTAL) & (total * weights.shape[1] <= DP_MAX_WORK)
-    out: list[int | None] = [
-        int(t) if o else None for t, o in zip(total.tolist(), ok.tolist(), strict=True)
-    ]
-    for i in np.flatnonzero(tol > 0).tolist():
-        out[i] = -1  # decided by dp_problem when the DP option is tried
-    return out
+    from roon.kernels.exact import decompose
+
+    n_rows, n = ws.shape
+    if n == 0:
+        return [None] * n_rows
+    odd, k = decompose(ws)
+    odd = np.abs(odd)
+    nonzero = odd != 0
+    g = np.gcd.reduce(odd, axis=1)  # gcd of the odd parts (0 for all-zero rows)
+    low = np.where(nonzero, k, np.iinfo(np.int64).max).min(axis=1)
+    shift = np.where(nonzero, k - low[:, None], 0)
+    scaled = odd // np.where(g > 0, g, 1)[:, None]
+    small = (shift <= 20) & (scaled <= DP_MAX_TOTAL)  # else a_i alone exceeds the bound
+    ok = (g > 0) & small.all(axis=1)
+    a = np.where(nonzero & small, scaled << np.minimum(shift, 20), 0)
+    total = a.sum(axis=1)
+    ok &= (total <= DP_MAX_TOTAL) & (total * n <= DP_MAX_WORK)
+    return [int(t) if o else None for t, o in zip(total.tolist(), ok.tolist(), strict=True)]
 
 
 def _plan_binary(bounds: Bounds, limit: int, dp_total: int | None) -> _Plan:
@@ -310,7 +320,7 @@ def _plan_binary(bounds: Bounds, limit: int, dp_total: int | None) -> _Plan:
     if lower < m and lower <= limit and not near:
         options.append((prefix_test_seconds(lower) + mitm_seconds(lower), "reduce"))
     if dp_total is not None:
-        options.append((dp_seconds(max(dp_total, 0), m), "dp"))
+        options.append((dp_seconds(dp_total, m), "dp"))
     order = {"full": 0, "reduce": 1, "dp": 2}
     options.sort(key=lambda o: (o[0], order[o[1]]))
     return _Plan(bounds, options, m if lower >= m else None)
