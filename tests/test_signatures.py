@@ -350,3 +350,27 @@ def test_uncertain_binary_rows_without_a_table_take_the_mitm_slow_path(monkeypat
         assert got.method == ["mitm"] * 6
     assert not calls
     assert [g[2] == 0.0 for g in want] == [True] * 3 + [False] + [True] * 2
+
+
+@pytest.mark.parametrize("backend", ["ref", "auto"])
+def test_counted_rows_equal_enumerated_ones(backend):
+    # binary neurons above the table limit are counted by meet-in-the-middle; with the
+    # table limit raised the same neurons are enumerated: every field but the method and
+    # the table agrees, exact ties, near ties and rounded rows included
+    rng = np.random.default_rng(13)
+    for n in (11, 12, 14, 16):
+        w = np.concatenate(
+            [
+                rng.integers(-3, 4, size=(6, n)) / 4,  # exact ties, sums exactly 0
+                rng.normal(size=(6, n)).astype(np.float32),
+                rng.normal(size=(6, n)) * np.exp2(rng.integers(-40, 40, (6, n))),  # rounded
+            ]
+        )
+        b = np.concatenate([rng.integers(-3, 4, 6) / 4, rng.normal(size=12)])
+        counted = signatures(w, b, backend=backend)
+        enumerated = signatures(w, b, backend=backend, table_limit=n)
+        assert set(counted.method) == {"mitm"} and set(enumerated.method) == {"exhaustive"}
+        for c, e in zip(counted.to_dicts(), enumerated.to_dicts(), strict=True):
+            c.pop("method"), e.pop("method"), e.pop("truth_table"), c.pop("truth_table")
+            assert c == e
+        assert (counted.fragile & (np.array(counted.margin) == 0)).any()  # ties occurred

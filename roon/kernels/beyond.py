@@ -69,7 +69,7 @@ import numpy as np
 from roon.errors import InvalidArgumentError
 from roon.kernels.batch import SignatureBatch
 from roon.kernels.dp import DP_MAX_TOTAL, DP_MAX_WORK, chow_dp, dp_problem
-from roon.kernels.exact import to_int64
+from roon.kernels.exact import Int64Rows, to_int64
 from roon.kernels.mitm import (
     MITM_MAX,
     NO_HIGH,
@@ -263,11 +263,12 @@ def beyond_rows(
         results[i] = counts
     sampled = [i for i in range(n_rows) if results[i] is None]
     if sampled:
-        rows_s = to_int64(ws[sampled], b[sampled])
         found = count_sampled_rows(
             ws[sampled],
             b[sampled],
-            rows_s,
+            Int64Rows(
+                rows.weights[sampled], rows.bias[sampled], rows.tol[sampled], rows.shift[sampled]
+            ),
             domain,
             samples=samples,
             seed=seed,
@@ -376,8 +377,8 @@ def _try_reduced(
     charged += count(rel.k)
     keep = rel.relevant()
     if domain == "binary":
-        return charged, _binary_reduced(w, bias, keep, backend), rel.k
-    return charged, _signed_reduced(w, bias, keep), rel.k
+        return charged, _binary_reduced(w, bias, keep, backend, row=row), rel.k
+    return charged, _signed_reduced(w, bias, keep, row=row), rel.k
 
 
 def _count_row(row: Row, backend: str) -> MitmCounts:
@@ -470,7 +471,13 @@ def _binary_dp(n: int, w: np.ndarray, bias: float) -> NeuronCounts | None:
 
 
 def _binary_reduced(
-    w: np.ndarray, bias: float, keep: np.ndarray, backend: str, *, exact_only: bool = False
+    w: np.ndarray,
+    bias: float,
+    keep: np.ndarray,
+    backend: str,
+    *,
+    row: Row | None = None,
+    exact_only: bool = False,
 ) -> NeuronCounts:
     n = len(w)
     free = np.ones(n, dtype=bool)
@@ -490,7 +497,7 @@ def _binary_reduced(
     if exact_only:
         fire_k, chow_k, margin = compute(exact_row(w, bias))
     else:
-        fire_k, chow_k, margin = solve(compute, w, bias)
+        fire_k, chow_k, margin = solve(compute, w, bias, row)
     return _lifted(n, keep, fire_k, chow_k, margin)
 
 
@@ -529,7 +536,9 @@ def _binary_result(
     )
 
 
-def _signed_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCounts:
+def _signed_reduced(
+    w: np.ndarray, bias: float, keep: np.ndarray, row: Row | None = None
+) -> NeuronCounts:
     n, k = len(w), len(keep)
     free = np.ones(n, dtype=bool)
     free[keep] = False
@@ -546,7 +555,7 @@ def _signed_reduced(w: np.ndarray, bias: float, keep: np.ndarray) -> NeuronCount
             closest.append(-(int((s[~excited]).max()) + reach))
         return excited, _margin(row, min(closest))
 
-    excited, margin = solve(compute, w, bias)
+    excited, margin = solve(compute, w, bias, row)
     table = int.from_bytes(np.packbits(excited, bitorder="little").tobytes(), "little")
     fire_k = int(np.count_nonzero(excited))
     lift = 3 ** (n - k)

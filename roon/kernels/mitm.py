@@ -111,9 +111,13 @@ def exact_row(weights: np.ndarray, bias: float) -> Row:
     return Row(w, ib, 0, sum(abs(v) for v in ints) + abs(ib))
 
 
-def solve(fn: Callable[[Row], T], weights: np.ndarray, bias: float) -> T:
-    """Run ``fn`` on the fixed row; rerun it on the exact row if a decision was uncertain."""
-    row = fixed_row(weights, bias)
+def solve(fn: Callable[[Row], T], weights: np.ndarray, bias: float, row: Row | None = None) -> T:
+    """Run ``fn`` on the fixed row; rerun it on the exact row if a decision was uncertain.
+
+    ``row`` is the neuron's fixed row when the caller already has it (a batch converts
+    every neuron once).
+    """
+    row = row or fixed_row(weights, bias)
     try:
         return fn(row)
     except Uncertain:
