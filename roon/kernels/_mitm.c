@@ -2,7 +2,8 @@
  *
  * Fire count, Chow parameters, the closest sums on either side of the threshold and the
  * count of uncertain inputs of a binary neuron, in O(n·2^(n/2)) time instead of O(2^n),
- * with memory bounded by a plan (Horowitz & Sahni 1974; notes/algorithms.md §2.2).
+ * with memory bounded by a plan (Horowitz & Sahni, "Computing partitions with applications
+ * to the knapsack problem", J. ACM 1974).
  *
  * The inputs (row positions) split three ways: B = positions [0, nb), A_lo = [nb, nb+a),
  * A_hi = [nb+a, n). B and A_lo are materialized as ascending subset sums with their subset
