@@ -227,9 +227,10 @@ def beyond_rows(
     finished = 0  # neurons with a result so far (progress counts these)
     for i in sorted(range(n_rows), key=lambda i: (first[i], i)):
         plan = plans[i]
-        queued = False
+        queued = blocked = False  # blocked: an option that would apply was over the budget
         for cost, kind in plan.options:
             if kind in ("full", "dp") and spent + cost > budget:
+                blocked = True
                 continue
             if kind == "full":
                 spent += cost
@@ -240,7 +241,7 @@ def beyond_rows(
                 results[i] = _binary_dp(n, ws[i], float(b[i]))
             else:  # relevance first, then a count over the relevant inputs
                 full_cost = min((c for c, k in plan.options if k == "full"), default=math.inf)
-                charged, results[i], k = _try_reduced(
+                charged, results[i], k, capped = _try_reduced(
                     ws[i],
                     float(b[i]),
                     fixed[i],
@@ -251,10 +252,11 @@ def beyond_rows(
                     backend,
                 )
                 spent += charged
+                blocked |= capped
                 relevant[i] = k if k is not None else relevant[i]
             if queued or results[i] is not None:
                 break
-        if not queued and results[i] is None and plan.options:
+        if not queued and results[i] is None and blocked:
             fallbacks += 1
         if results[i] is not None:
             finished += 1
@@ -348,37 +350,39 @@ def _try_reduced(
     limit: int,
     cap: float,
     backend: str,
-) -> tuple[float, NeuronCounts | None, int | None]:
+) -> tuple[float, NeuronCounts | None, int | None, bool]:
     """Relevance analysis, then an exact count over the relevant inputs, within ``cap``.
 
     Tests run only up to the largest ``k`` whose tests plus count fit in ``cap``.
 
     Returns:
-        ``(estimated seconds charged, result or None, k_rel or None)``.
+        ``(estimated seconds charged, result or None, k_rel or None, capped)``; ``capped``
+        says the cap, not the limit, stopped the analysis short of a result.
     """
     top = limit if domain == "binary" else SIGNED_TABLE_LIMIT
     count = mitm_seconds if domain == "binary" else signed_seconds
     tests = bounds.tests or (bounds.lower,)
-    reach, cost = -1, 0.0
+    reach, cost, capped = -1, 0.0, False
     for k in tests:
         if k > top:
             break
         cost += prefix_test_seconds(k) if bounds.tests else 0.0
         if cost + count(k) > cap:
+            capped = True
             break
         reach = k
     if reach < bounds.lower:
-        return 0.0, None, None
+        return 0.0, None, None, capped
     rel = relevance(w, bias, domain, limit=reach, bounds=bounds, row=row)
     ran = [k for k in bounds.tests if k <= (reach if rel.k is None else rel.k)]
     charged = sum(prefix_test_seconds(k) for k in ran)
     if rel.k is None or rel.k > top:
-        return charged, None, rel.k
+        return charged, None, rel.k, capped
     charged += count(rel.k)
     keep = rel.relevant()
     if domain == "binary":
-        return charged, _binary_reduced(w, bias, keep, backend, row=row), rel.k
-    return charged, _signed_reduced(w, bias, keep, row=row), rel.k
+        return charged, _binary_reduced(w, bias, keep, backend, row=row), rel.k, False
+    return charged, _signed_reduced(w, bias, keep, row=row), rel.k, False
 
 
 def _count_row(row: Row, backend: str) -> MitmCounts:
