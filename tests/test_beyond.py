@@ -294,3 +294,43 @@ def test_count_beyond_raises_roon_errors():
         count_beyond(np.array([1.0, -1.0]), 0.0, "binary")
     with pytest.raises(InvalidArgumentError, match="mitm_limit"):
         count_beyond(np.array([1.0]), 0.0, "binary", mitm_limit=99)
+
+
+def test_exact_margins_see_ties_that_sampling_misses():
+    # a 30-input neuron with one input exactly on its threshold (x_0 = x_1 = 1, the rest
+    # 0: 0.75 + 0.5 - 1.25 = 0): the exact count finds margin 0, so it is fragile; the
+    # sampled signature of the same neuron reads a margin off 4,096 inputs and misses it
+    rng = np.random.default_rng(8)
+    w = np.r_[0.75, 0.5, rng.normal(size=28) * 0.01 + np.where(rng.random(28) < 0.5, 0.3, -0.3)]
+    w = np.sort(w)
+    exact = count_beyond(w, -1.25, "binary", exact="always")
+    sampled = count_beyond(w, -1.25, "binary", exact="never")
+    assert exact.method == "mitm" and exact.margin == 0.0 and exact.fragile
+    assert sampled.method == "sampled" and sampled.margin > 0.0
+    assert exact.relevant == 30 and exact.fire_count > 0
+
+
+def test_wide_exact_counts_in_the_catalogue_columns(tmp_path):
+    # counts up to 38 digits are exact decimals in the table (a reduced 100-input neuron:
+    # 2^97 times its core's count); past 38 digits (a 200-input one) they are null there,
+    # exact in the API, and the hash stays exact either way
+    import duckdb
+    import pyarrow.parquet as pq
+
+    core = np.array([-2.0, 1.5, 3.0])
+    batches = [signatures([np.sort(np.r_[core, np.full(n - 3, 1e-6)])], [-0.9]) for n in (100, 200)]
+    (narrow,), (wide,) = batches
+    assert (narrow.method, wide.method) == ("reduced", "reduced")
+    assert narrow.fire_count < 10**38 < wide.fire_count
+    table = batches[0].to_arrow()
+    assert table.column("fire_count")[0].as_py() == narrow.fire_count
+    assert table.column("chow")[0].as_py() == list(narrow.chow)
+    table = batches[1].to_arrow()
+    assert table.column("fire_count")[0].as_py() is None
+    assert table.column("chow")[0].as_py() is None and table.column("exact")[0].as_py()
+    # Parquet and DuckDB read the same integers back
+    path = tmp_path / "s.parquet"
+    pq.write_table(batches[0].to_arrow(), path)
+    assert pq.read_table(path).column("fire_count")[0].as_py() == narrow.fire_count
+    got = duckdb.execute(f"select fire_count, chow[2] from '{path}'").fetchall()[0]
+    assert got == (narrow.fire_count, narrow.chow[1])

@@ -24,6 +24,10 @@
  *
  * Exactness: every value is an int64 sum of at most n + 1 row terms, so |value| <= 2^61
  * (roon/kernels/exact.py); thresholds add |tol| <= 2^5; the sentinels are ±2^62.
+ *
+ * One variant only: portable C with no instruction-set dispatch (the loops are merges and
+ * walks, not wide compares), so the tests that force each variant of _cpu.c's exhaustive
+ * loop have nothing to force here; tests/test_mitm_kernel.py forces every plan shape.
  */
 #include "_mitm.h"
 
