@@ -124,3 +124,35 @@ def test_bad_boxes_are_refused():
         box_signatures([[1.0]], [0.0], [1.0], [0.0])
     with pytest.raises(InvalidArgumentError, match="2 lower and upper"):
         box_signatures([[1.0, 1.0]], [0.0], [0.0], [1.0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wide_exact_rows_count_alike_compiled_and_on_python_integers(seed):
+    # rows far wider than int64 (2^100 scale), rounded to fixed point by the compiled route,
+    # with a corner exactly on the threshold and one a single unit above it (uncertain after
+    # rounding): the counts must equal the Python-integer meet-in-the-middle's
+    from roon.kernels.box import _count_compiled
+    from roon.kernels.cpu import cpu_missing
+    from roon.kernels.mitm import Row, chow_mitm
+
+    if cpu_missing() is not None:
+        pytest.skip(cpu_missing())
+    rng = np.random.default_rng(seed)
+    n = 14
+    base = [int(v) << 90 for v in rng.integers(-(2**12), 2**12, n)]
+    base = sorted(v + int(rng.integers(0, 2**40)) for v in base)
+    subset = sum(base[i] for i in rng.choice(n, 5, replace=False).tolist())
+    for b in (-subset, 1 - subset, -subset - 1, int(rng.integers(-(2**12), 2**12)) << 90):
+        w = np.empty(n, dtype=object)
+        w[:] = base
+        want = chow_mitm(Row(w, b, 0, sum(abs(v) for v in base) + abs(b)))
+        got = _count_compiled(base, b)
+        assert got is not None
+        fire, chow, closest = got
+        assert (fire, chow) == (want.fire, list(want.chow))
+        sides = (want.high, None if want.low is None else -want.low)
+        exact_closest = min(v for v in sides if v is not None)
+        if exact_closest <= (n + 1) << 50:  # near the threshold: exact
+            assert closest == exact_closest
+        else:
+            assert closest == pytest.approx(exact_closest, rel=1e-9)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import roon
 from roon import MLP, Layer
 from roon.cli import app
+from roon.ingest.derived import DERIVED_TABLES
 from roon.ingest.loaders import save_safetensors
 from roon.ingest.reindex import reindex_catalogue
 from roon.kernels.input_space import input_space_signatures
@@ -71,7 +72,8 @@ def test_a_catalogue_without_the_table_gains_it_by_reindex_and_keeps_the_space(t
     shutil.copytree(cat, gone)
     layout.table_path(gone, mlp.id, "input_space").unlink()
     derived = layout.derived_path(gone, mlp.id)
-    derived.write_text(json.dumps({"signatures": 1, "tokens": 1}))
+    current = {t: DERIVED_TABLES[t] for t in ("signatures", "tokens")}
+    derived.write_text(json.dumps(current))
     [result] = reindex_catalogue(gone)
     assert result.tables == ("input_space",)
     assert {r["space"] for r in _model_rows(gone, "input_space", mlp.id)} == {"binary"}
@@ -176,9 +178,7 @@ def test_box_domain_ingest_records_box_everywhere_and_reindex_reproduces_it(tmp_
     # layer 0 on the corners {-0.5, 0.7}^4 is the binary signature of w·1.2, b + w·lo
     w, b = mlp.layers[0].weight.astype(np.float64), mlp.layers[0].bias.astype(np.float64)
     binary = roon.signatures(w * 1.2, b - 0.5 * w.sum(axis=1))
-    assert [r["chow"] for r in sigs if r["layer"] == 0] == [
-        ",".join(map(str, c)) for c in binary.chow
-    ]
+    assert [r["chow"] for r in sigs if r["layer"] == 0] == [list(c) for c in binary.chow]
     space = _model_rows(root, "input_space", mlp.id)
     assert {r["space"] for r in space} == {"box"}
     assert json.loads(space[0]["space_spec"])["bounds"] == [[-0.5, 0.7]] * 4
@@ -201,7 +201,7 @@ def test_acas_xu_gets_its_box_grid_and_box_signatures(tmp_path):
     first = [r for r in sigs if r["layer"] == 0]
     assert {r["domain"] for r in sigs} == {"box"} and all(r["exact"] for r in first)
     # judged on the real input range, far fewer first-layer neurons look dead than on {0,1}^5
-    dead_box = sum(r["fire_count"] == "0" for r in first)
+    dead_box = sum(r["fire_count"] == 0 for r in first)
     binary = roon.signatures(
         roon.load_model(ACAS).layers[0].weight, roon.load_model(ACAS).layers[0].bias
     )

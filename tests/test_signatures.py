@@ -139,6 +139,16 @@ def test_batch_columns_and_conversions():
     json.dumps(sig.to_dicts())
 
 
+def test_batch_from_neurons_equals_the_batch_it_came_from():
+    sig = signatures([[0.7, 0.7], [1.0, 1.0], [0.5, -2.0]], [-1.0, 0.0, 0.25])
+    again = SignatureBatch(list(sig), fallbacks=2, exact_seconds=0.5)
+    assert list(again) == list(sig) and again.fallbacks == 2 and again.exact_seconds == 0.5
+    assert again.to_arrow().equals(sig.to_arrow())
+    assert len(SignatureBatch()) == 0 and SignatureBatch().to_dicts() == []
+    with pytest.raises(InvalidArgumentError, match="one domain and fan-in"):
+        SignatureBatch([*sig, *signatures([[1.0, 1.0, 1.0]], [0.0])])
+
+
 def test_to_arrow_matches_the_catalogue_schema():
     from roon.schema import table_schema
 

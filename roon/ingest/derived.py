@@ -93,7 +93,7 @@ def signature_batches(
     from roon.kernels.plan import check_policy
 
     left = check_policy(exact, exact_budget) if exact == "auto" else None
-    policy = {"exact": exact, "exact_budget": exact_budget}
+    policy: dict[str, Any] = {"exact": exact, "exact_budget": exact_budget}
     boxes = _boxes(mlp) if "box" in domains else None
     done = 0
     label = mlp.name or mlp.id[:12]

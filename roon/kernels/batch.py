@@ -138,6 +138,49 @@ class SignatureBatch:
 
     def __init__(
         self,
+        neurons: Sequence[NeuronCounts] = (),
+        *,
+        fallbacks: int = 0,
+        exact_seconds: float = 0.0,
+    ) -> None:
+        """A batch of per-neuron results, all of one fan-in and domain (empty: binary, 0).
+
+        :func:`roon.signatures` builds its batches from columns (:meth:`from_columns`).
+        """
+        rows = tuple(neurons)
+        first = rows[0] if rows else None
+        domain, n = (first.domain, first.fan_in) if first else ("binary", 0)
+        if any(r.domain != domain or r.fan_in != n for r in rows):
+            from roon.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("a SignatureBatch holds neurons of one domain and fan-in")
+        size = len(rows)
+        fire = np.empty(size, dtype=object)
+        chow = np.empty(size, dtype=object)
+        for i, r in enumerate(rows):
+            fire[i] = r.fire_count
+            chow[i] = None if r.chow is None else tuple(r.chow[1:])
+        tables = [r.truth_table for r in rows]
+        self._set(
+            domain,
+            n,
+            fire=fire,
+            chow=chow,
+            fraction=np.array([r.fire_fraction for r in rows], dtype=np.float64),
+            relevant=np.array([-1 if r.relevant is None else r.relevant for r in rows], np.int64),
+            margin=np.array([np.nan if r.margin is None else r.margin for r in rows], np.float64),
+            exact=np.array([r.exact for r in rows], dtype=bool),
+            method=np.array([r.method for r in rows], dtype=object),
+            table=tables if any(t is not None for t in tables) else None,
+            key=np.array([r.key for r in rows], dtype=object),
+            hashes=np.array([r.hash for r in rows], dtype=object),
+            fallbacks=fallbacks,
+            exact_seconds=exact_seconds,
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
         domain: str,
         n: int,
         *,
@@ -153,8 +196,8 @@ class SignatureBatch:
         hashes: np.ndarray,
         fallbacks: int = 0,
         exact_seconds: float = 0.0,
-    ) -> None:
-        """Columns (internal: :func:`roon.signatures` builds batches).
+    ) -> SignatureBatch:
+        """A batch from columns (what :func:`roon.signatures` builds, in bulk).
 
         Args:
             domain: ``binary`` or ``signed``.
@@ -173,6 +216,43 @@ class SignatureBatch:
                 reaches them (``exact="never"``, or over ``exact_budget``).
             exact_seconds: estimated seconds of beyond-exhaustive exact work spent.
         """
+        batch = cls.__new__(cls)
+        batch._set(
+            domain,
+            n,
+            fire=fire,
+            chow=chow,
+            fraction=fraction,
+            relevant=relevant,
+            margin=margin,
+            exact=exact,
+            method=method,
+            table=table,
+            key=key,
+            hashes=hashes,
+            fallbacks=fallbacks,
+            exact_seconds=exact_seconds,
+        )
+        return batch
+
+    def _set(
+        self,
+        domain: str,
+        n: int,
+        *,
+        fire: np.ndarray,
+        chow: np.ndarray,
+        fraction: np.ndarray,
+        relevant: np.ndarray,
+        margin: np.ndarray,
+        exact: np.ndarray,
+        method: np.ndarray | str,
+        table: Sequence[str | None] | None,
+        key: np.ndarray,
+        hashes: np.ndarray,
+        fallbacks: int,
+        exact_seconds: float,
+    ) -> None:
         self.domain = domain
         self.n = n
         self._fire = fire
@@ -198,30 +278,18 @@ class SignatureBatch:
         fallbacks: int = 0,
         exact_seconds: float = 0.0,
     ) -> SignatureBatch:
-        """A batch of per-neuron results (the beyond-exhaustive methods make these)."""
-        size = len(rows)
-        fire = np.empty(size, dtype=object)
-        chow = np.empty(size, dtype=object)
-        for i, r in enumerate(rows):
-            fire[i] = r.fire_count
-            chow[i] = None if r.chow is None else tuple(r.chow[1:])
-        tables = [r.truth_table for r in rows]
-        return cls(
-            domain,
-            n,
-            fire=fire,
-            chow=chow,
-            fraction=np.array([r.fire_fraction for r in rows], dtype=np.float64),
-            relevant=np.array([-1 if r.relevant is None else r.relevant for r in rows], np.int64),
-            margin=np.array([np.nan if r.margin is None else r.margin for r in rows], np.float64),
-            exact=np.array([r.exact for r in rows], dtype=bool),
-            method=np.array([r.method for r in rows], dtype=object),
-            table=tables if any(t is not None for t in tables) else None,
-            key=np.array([r.key for r in rows], dtype=object),
-            hashes=np.array([r.hash for r in rows], dtype=object),
-            fallbacks=fallbacks,
-            exact_seconds=exact_seconds,
-        )
+        """A batch of per-neuron results of ``domain`` and fan-in ``n`` (may be empty)."""
+        if not rows:
+            empty = cls.__new__(cls)
+            none = np.empty(0, dtype=object)
+            empty._set(
+                domain, n, fire=none, chow=none, fraction=np.empty(0),
+                relevant=np.empty(0, np.int64), margin=np.empty(0), exact=np.empty(0, bool),
+                method=none, table=None, key=none, hashes=none, fallbacks=fallbacks,
+                exact_seconds=exact_seconds,
+            )  # fmt: skip
+            return empty
+        return cls(rows, fallbacks=fallbacks, exact_seconds=exact_seconds)
 
     # ------------------------------------------------------------------ sequence
 

@@ -20,9 +20,12 @@ Exactness: ``w'`` and ``b'`` are exact dyadic rationals but rarely float64 numbe
 exact total rounding error ``E = Σ|Δw'| + |Δb'|`` per row; a vertex's pre-activation moves
 by at most ``E``. The rounded rows go through :func:`roon.kernels.signatures` (domain
 ``binary``); a row is *certified* when ``E = 0`` or its exact margin over the vertices
-(``min |w'·t + b'|``) exceeds ``E`` — then no vertex changes side. Any other row is
-recounted on the exact integers of ``w'`` and ``b'`` by meet-in-the-middle (up to
-:data:`~roon.kernels.mitm.MITM_MAX` inputs); beyond that it is flagged ``exact = false``.
+(``min |w'·t + b'|``) exceeds ``E`` — then no vertex changes side. Any other row that
+the exact policy counted exactly is recounted on the exact integers of ``w'`` and ``b'``
+by meet-in-the-middle (compiled, on a fixed-point rounding of them plus the inputs near
+the threshold summed exactly, up to :data:`~roon.kernels.mitm.MITM_MAX` inputs; on Python
+integers up to 48 without the compiled face); beyond that it is flagged ``exact = false``.
+A row the policy sampled (``exact = "never"``, or over ``exact_budget``) stays sampled.
 
 Hash: a box signature's hash is taken over ``box|`` and the binary material, so it never
 equals a binary one. A box truth table states what a neuron does at the corners of *its*
@@ -47,6 +50,9 @@ from roon.progress import ProgressCallback
 
 __all__ = ["BoxRows", "box_rows", "propagate_box", "layer_boxes", "box_signatures"]
 
+# Widest row recounted on Python integers when the compiled face cannot: the object-array
+# meet-in-the-middle needs 2^24 Python ints a half (gigabytes, minutes) at 48 inputs.
+_PYTHON_RECOUNT_MAX = 48
 _SLACK = 2.0**-40  # relative slack for float roundings in the certificate
 _ETA = float(np.finfo(np.float64).smallest_subnormal)
 # Global minima (value, argmin) of the two non-monotone activations, rounded outward.
@@ -208,28 +214,36 @@ def box_signatures(
             and counts.margin is not None
             and counts.margin * scale[i] * (1.0 - _SLACK) > rows.error[i] * (1.0 + _SLACK)
         )
-        if not certified:
+        if not certified and counts.exact:  # a row the exact policy sampled stays sampled
             counts = _recount(rows, i, counts)
         out.append(dataclasses.replace(counts, domain="box", key=f"box|{counts.key}"))
-    return SignatureBatch(tuple(out))
+    return SignatureBatch(tuple(out), fallbacks=batch.fallbacks, exact_seconds=batch.exact_seconds)
 
 
 def _recount(rows: BoxRows, i: int, rounded: NeuronCounts) -> NeuronCounts:
-    """Exact counts of row ``i`` from its exact integers (MITM), or the rounded counts
-    flagged inexact when the row is too wide to count."""
+    """Exact counts of row ``i`` from its exact integers, or the rounded counts flagged
+    inexact when no exact method reaches the row."""
     n = rows.weights.shape[1]
-    if n > MITM_MAX:
-        return dataclasses.replace(rounded, exact=False)
     ints = sorted(int(v) for v in rows.exact_weights[i])  # sorted positions, ascending
-    w = np.empty(n, dtype=object)
-    w[:] = ints
     b = int(rows.exact_bias[i])
     total = sum(abs(v) for v in ints) + abs(b)
-    counts = chow_mitm(Row(w, b, 0, total))
-    vector = (counts.fire, *counts.chow)
-    near = [v for v in (counts.high, None if counts.low is None else -counts.low) if v is not None]
+    counted = _count_compiled(ints, b) if n <= MITM_MAX else None
+    if counted is None and n <= _PYTHON_RECOUNT_MAX:
+        w = np.empty(n, dtype=object)
+        w[:] = ints
+        counts = chow_mitm(Row(w, b, 0, total))
+        near = [
+            v for v in (counts.high, None if counts.low is None else -counts.low) if v is not None
+        ]
+        counted = counts.fire, list(counts.chow), min(near)
+    if counted is None:
+        return dataclasses.replace(rounded, exact=False)
+    fire, chow, closest = counted
+    vector = (fire, *chow)
     table = None
     if n <= TABLE_LIMIT["binary"]:
+        w = np.empty(n, dtype=object)
+        w[:] = ints
         excited = subset_sums(w) + b > 0
         bits = sum(1 << m for m, on in enumerate(excited.tolist()) if on)
         table = format(bits, "x")
@@ -238,11 +252,50 @@ def _recount(rows: BoxRows, i: int, rounded: NeuronCounts) -> NeuronCounts:
         fan_in=n,
         exact=True,
         method="mitm",
-        fire_count=counts.fire,
+        fire_count=fire,
         chow=vector,
-        fire_fraction=counts.fire / (1 << n),
-        relevant=sum(1 for c in counts.chow if 2 * c != counts.fire),
-        margin=min(near) / total if total else 0.0,
+        fire_fraction=fire / (1 << n),
+        relevant=sum(1 for c in chow if 2 * c != fire),
+        margin=closest / total if total else 0.0,
         truth_table=table,
         key=key_binary_chow(n, vector),
     )
+
+
+def _count_compiled(ints: list[int], b: int) -> tuple[int, list[int], int] | None:
+    """``(fire, chow, min |s|)`` of an exact integer row by the compiled meet-in-the-middle.
+
+    The row is rounded to int64 fixed point (``Σ|w| + |b|`` below ``2^(SUM_BITS - 2)``,
+    each term to the nearest unit, so a sum errs by at most ``(n + 1) / 2`` units and
+    ``tol = n + 1`` covers it); inputs within ``tol`` of the threshold are then summed
+    exactly (:func:`roon.kernels.near.exact_window`). ``min |s|`` is on the exact scale
+    where the row needed no rounding or had uncertain inputs, else the fixed-point value
+    scaled back (its relative error below ``tol / min |s|``, far under float precision).
+    None when the compiled face is missing or the window is too full.
+    """
+    from roon.kernels.cpu import cpu_missing
+
+    if cpu_missing() is not None:
+        return None
+    from roon.kernels.cpu import mitm_cpu
+    from roon.kernels.exact import SUM_BITS
+    from roon.kernels.mitm import NO_HIGH, NO_LOW
+    from roon.kernels.near import exact_window
+
+    n = len(ints)
+    total = sum(abs(v) for v in ints) + abs(b)
+    shift = max(0, total.bit_length() - (SUM_BITS - 2))
+    if shift:
+        half = 1 << (shift - 1)
+        fixed = [(v + half) >> shift for v in ints]
+        row = Row(np.array(fixed, dtype=np.int64), (b + half) >> shift, n + 1, 0)
+    else:
+        row = Row(np.array(ints, dtype=np.int64), b, 0, total)
+    got = mitm_cpu(row.w[None, :], np.array([row.b]), np.array([row.tol]))
+    fire, chow = int(got.fire[0]), got.chow[0].tolist()
+    if got.uncertain[0]:
+        near = exact_window(ints, b, row, np.arange(n), fire, chow)
+        return None if near is None else near[:3]
+    high, low = int(got.high[0]), int(got.low[0])
+    closest = min(high, NO_HIGH if low == NO_LOW else -low)
+    return fire, chow, closest << shift

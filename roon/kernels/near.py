@@ -21,7 +21,7 @@ import numpy as np
 from roon.kernels.exact import to_integers
 from roon.kernels.mitm import Row
 
-__all__ = ["NEAR_CAP", "exact_near"]
+__all__ = ["NEAR_CAP", "exact_near", "exact_window"]
 
 # Most window inputs listed (8 bytes each): beyond it the caller's exact path runs.
 NEAR_CAP = 1 << 16
@@ -49,6 +49,23 @@ def exact_near(
         ``(fire, chow, min |s| exact, Σ|w| + |b| exact)``, or None when the compiled face
         is missing or the window holds more than :data:`NEAR_CAP` inputs.
     """
+    ints, b_exact = to_integers(weights, bias)
+    return exact_window(ints, b_exact, row, keep, fire, chow)
+
+
+def exact_window(
+    ints: list[int],
+    b_exact: int,
+    row: Row,
+    keep: np.ndarray,
+    fire: int,
+    chow: list[int],
+) -> tuple[int, list[int], int, int] | None:
+    """:func:`exact_near` on a row given as exact integers ``ints``, ``b_exact``.
+
+    ``row`` is any fixed-point row of it whose every sum errs by at most ``row.tol``
+    (in fixed units); :mod:`roon.kernels.box` rounds its exact rows this way.
+    """
     from roon.kernels.cpu import MITM_THREAD_MEMORY, cpu_missing
 
     if cpu_missing() is not None:
@@ -64,7 +81,6 @@ def exact_near(
     masks = masks[:count]
     bits = ((masks[:, None] >> np.arange(m, dtype=np.uint64)) & np.uint64(1)).astype(np.int64)
     fixed = bits @ w + row.b  # [count], within 2^61
-    ints, b_exact = to_integers(weights, bias)
     exact_w = np.empty(m, dtype=object)
     exact_w[:] = [ints[i] for i in keep.tolist()]
     exact = bits.astype(object) @ exact_w + b_exact if m else np.full(count, b_exact, dtype=object)

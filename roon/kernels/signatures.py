@@ -273,7 +273,7 @@ def _columns(
         assert table is not None  # the signed key is a function of the table
         relevant, keys, hashes = _signed_columns(n, table, chow, ws)
     hexes = _table_hex(table) if show and table is not None else None
-    return SignatureBatch(
+    return SignatureBatch.from_columns(
         domain,
         n,
         fire=fire,
