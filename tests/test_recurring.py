@@ -61,6 +61,9 @@ def test_neurons_recurring_are_exactly_the_shared_functions(catalogue: Path):
     assert rows[and_hash]["models"] == 3 and rows[and_hash]["neurons"] == 3
     assert rows[and_hash]["found_in"] == ["m0", "m1", "m2"]
     assert rows[and_hash]["circuits"] == ["and"]
+    # AND of two inputs fires on 1 of 4, each input on in it: exact ints, not Decimals
+    assert rows[and_hash]["chow"] == [1, 1, 1] and type(rows[and_hash]["chow"][0]) is int
+    json.dumps(rows[and_hash]["chow"])
     assert rows[or_hash]["models"] == 2 and rows[or_hash]["found_in"] == ["m0", "m1"]
     assert list(rows)[0] == and_hash  # most frequent first
 

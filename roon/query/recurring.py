@@ -161,4 +161,6 @@ def recurring(
     labels = library_labels()
     for row in rows:
         row["circuits"] = labels.get(row["signature"], [])
+        if row.get("chow") is not None:  # DECIMAL(38,0) comes back as Decimal: exact ints
+            row["chow"] = [int(v) for v in row["chow"]]
     return rows
