@@ -16,7 +16,15 @@ import numpy as np
 from roon.kernels.exhaustive import DIGIT_VALUES, ExhaustiveCounts, table_words
 from roon.kernels.mitm import MitmRows
 
-__all__ = ["exhaustive_cpu", "mitm_cpu", "mitm_plan", "cpu_missing", "cpu_isa", "MITM_MEMORY"]
+__all__ = [
+    "exhaustive_cpu",
+    "mitm_cpu",
+    "mitm_window_cpu",
+    "mitm_plan",
+    "cpu_missing",
+    "cpu_isa",
+    "MITM_MEMORY",
+]
 
 # Pieces of a batch per thread: a few, so threads that finish early pick up more; each
 # piece has at least _MIN_PIECE neurons so the pool overhead (~20 µs a task) stays small.
@@ -141,6 +149,23 @@ def mitm_cpu(
     else:
         _in_pieces(run, n_rows, threads, _MIN_PIECE)
     return MitmRows(fire, chow, high, low, uncertain)
+
+
+def mitm_window_cpu(weights: np.ndarray, bias: int, lo: int, hi: int, masks: np.ndarray) -> int:
+    """The inputs ``x`` of one int64 row with ``lo <= w·x + bias <= hi``, in C.
+
+    Args:
+        weights: ``[n]`` int64, ``n <= MITM_MAX``.
+        bias: the bias on the same scale.
+        lo: lower end of the window.
+        hi: upper end of the window.
+        masks: ``[cap]`` uint64, receives the first ``cap`` inputs as bit masks.
+
+    Returns:
+        How many inputs lie in the window (more than ``cap`` when ``masks`` overflowed).
+    """
+    w = np.ascontiguousarray(weights, dtype=np.int64)
+    return int(_module().mitm_window(w, bias, lo, hi, len(w), masks, MITM_THREAD_MEMORY))
 
 
 def exhaustive_cpu(

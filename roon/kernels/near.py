@@ -66,16 +66,14 @@ def exact_window(
     ``row`` is any fixed-point row of it whose every sum errs by at most ``row.tol``
     (in fixed units); :mod:`roon.kernels.box` rounds its exact rows this way.
     """
-    from roon.kernels.cpu import MITM_THREAD_MEMORY, cpu_missing
+    from roon.kernels.cpu import cpu_missing, mitm_window_cpu
 
     if cpu_missing() is not None:
         return None
-    from roon.kernels.cpu import _module
-
     w = np.ascontiguousarray(row.w[keep], dtype=np.int64)
     m, reach = len(w), 3 * row.tol + 1
     masks = np.zeros(NEAR_CAP, dtype=np.uint64)
-    count = _module().mitm_window(w, row.b, -reach, reach, m, masks, MITM_THREAD_MEMORY)
+    count = mitm_window_cpu(w, row.b, -reach, reach, masks)
     if count > NEAR_CAP:
         return None
     masks = masks[:count]
