@@ -109,6 +109,11 @@ def test_save_is_idempotent_and_push_carries_the_matches(tmp_path: Path, catalog
     sent = [r for s, p in driver.calls if s == statements.MERGE_MATCHES for r in p["rows"]]
     assert summary.match_rows == total == len(sent)
     assert {r["circuit"] for r in sent} == {"xor"} and all(isinstance(r["maps"], str) for r in sent)
+    # the matches of a model removed since stay in the table, but never reach the graph
+    assert runner.invoke(app, ["rm", "big", "-c", str(copy)]).exit_code == 0
+    driver = FakeDriver()
+    summary = push_catalogue(GraphStore(driver, "bolt://x:7687", "neo4j"), copy)
+    assert summary.match_rows == 0 and read_table(copy, "matches").num_rows == total
 
 
 def test_compare_finds_the_shared_and_embedded_parts(tmp_path: Path, catalogue: Path):

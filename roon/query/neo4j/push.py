@@ -240,7 +240,11 @@ def push_catalogue(
     lineage = read_table(root, "lineage").to_pylist()
     batcher.send(statements.MERGE_LINEAGE, lineage, lambda: None)
     summary.lineage_rows = len(lineage)
-    matches = [_match_row(r) for r in read_table(root, "matches").to_pylist()]
+    # a saved match of a model removed since (roon rm) would make a bare :Model node
+    stored = set(ids)
+    matches = [
+        _match_row(r) for r in read_table(root, "matches").to_pylist() if r["model_id"] in stored
+    ]
     batcher.send(statements.MERGE_MATCHES, matches, lambda: None)
     summary.match_rows = len(matches)
     summary.seconds = time.perf_counter() - started
