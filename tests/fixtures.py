@@ -511,3 +511,59 @@ def _plain_value(value: object) -> object:
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "roon-demo-catalogue")
     print(build_catalogue(target))
+
+
+# --- older catalogues: what an older roon (or format version 1) left ---------------
+
+
+def edit_segment(
+    root: Path, model_id: str, *, drop: tuple[str, ...] = (), versions: dict | None = None
+) -> None:
+    """Commit a manifest in which the segment holding ``model_id`` lacks the tables in
+    ``drop`` and records ``versions`` for others: what an older roon would have left."""
+    from dataclasses import replace
+
+    from roon.store.manifest import Manifest, TableFile, current_manifest, write_manifest
+    from roon.store.write import catalogue_lock
+
+    with catalogue_lock(root):
+        current = current_manifest(root)
+        segment = current.by_model[model_id]
+        tables = {t: e for t, e in segment.tables.items() if t not in drop}
+        for table, version in (versions or {}).items():
+            entry = tables[table]
+            tables[table] = TableFile(entry.path, entry.rows, version)
+        changed = replace(segment, tables=tables)
+        segments = tuple(changed if s.id == segment.id else s for s in current.segments)
+        write_manifest(root, Manifest(current.generation + 1, segments))
+
+
+def write_v1_catalogue(path: Path, models: list[MLP], *, lineage: pa.Table | None = None) -> Path:
+    """A catalogue in format version 1 (one folder per model, one file per lineage row),
+    written file by file as roon wrote it before segments: the input of the upgrade."""
+    import json
+
+    import pyarrow.parquet as pq
+    from roon.schema import table_schema
+
+    from roon.ingest.derived import DERIVED_TABLES, derived_tables
+    from roon.ingest.loaders import save_safetensors
+    from roon.ingest.rows import layer_domains, model_tables
+
+    path.mkdir(parents=True)
+    (path / "catalogue.json").write_text(json.dumps({"format": "roon-catalogue", "version": 1}))
+    for mlp in models:
+        folder = path / "models" / mlp.id
+        folder.mkdir(parents=True)
+        tables = model_tables(mlp, input_domain="binary")
+        tables.update(derived_tables(mlp, layer_domains(mlp, "binary"), backend="ref"))
+        for name, rows in tables.items():  # version 1 wrote a file even without rows
+            pq.write_table(rows.cast(table_schema(name)), folder / f"{name}.parquet")
+        save_safetensors(mlp, folder / "model.safetensors")
+        (folder / "derived.json").write_text(json.dumps(dict(DERIVED_TABLES)))
+    if lineage is not None:
+        (path / "lineage").mkdir()
+        for i in range(lineage.num_rows):
+            row = lineage.slice(i, 1).cast(table_schema("lineage"))
+            pq.write_table(row, path / "lineage" / f"{i:032x}.parquet")
+    return path

@@ -35,15 +35,16 @@ def test_write_is_idempotent(root: Path):
     neurons = read.read_table(root, "neurons")
     assert neurons.num_rows == m.n_neurons
     assert read.read_table(root, "edges").num_rows == sum(x.weight.size for x in m.layers)
+    # one segment: a file per table, the weights file, and one manifest generation more
     assert sorted(p.name for p in layout.model_dir(root, m.id).iterdir()) == [
-        "derived.json",
         "edges.parquet",
         "layers.parquet",
-        "model.safetensors",
         "models.parquet",
         "neurons.parquet",
         "provenance.parquet",
+        "weights.pack",
     ]
+    assert [p.name for p in layout.manifests_dir(root).iterdir()] == ["000000000002.json"]
 
 
 def test_stored_weights_round_trip(root: Path):
@@ -207,12 +208,13 @@ def test_concurrent_creation_of_one_catalogue_is_race_free(tmp_path: Path):
 
 def test_a_creation_killed_before_its_marker_is_completed(tmp_path: Path):
     half = tmp_path / "half"
-    (half / "models").mkdir(parents=True)  # what a kill between mkdir and marker leaves
+    (half / "manifests").mkdir(parents=True)  # what a kill between mkdir and marker leaves
     (half / ".lock").touch()
     with pytest.raises(CatalogueError, match="no roon catalogue"):
         layout.open_catalogue(half)
     assert layout.open_catalogue(half, create=True) == half
-    assert (half / layout.MARKER).is_file() and (half / "lineage").is_dir()
+    assert (half / layout.MARKER).is_file() and layout.manifests_dir(half).is_dir()
+    assert read.list_models(half) == []
 
 
 def test_a_live_writer_whose_pid_is_not_visible_keeps_its_staging(root: Path):

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from roon.cli import app
+from roon.store import layout
 
 pytestmark = pytest.mark.integration
 
@@ -326,7 +327,7 @@ def test_ctrl_c_during_ingest_exits_130_and_leaves_whole_models(tmp_path: Path, 
     proc = subprocess.Popen([*cmd, *map(str, files)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if (catalogue / "models").is_dir() and any((catalogue / "models").iterdir()):
+        if layout.marker_path(catalogue).is_file() and layout.committed_models(catalogue):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -338,7 +339,7 @@ def test_ctrl_c_during_ingest_exits_130_and_leaves_whole_models(tmp_path: Path, 
     )
     assert roon("check", "-c", catalogue).exit_code == 0
     assert not any((catalogue / ".staging").iterdir())
-    done = len(list((catalogue / "models").iterdir()))
+    done = len(layout.committed_models(catalogue))
     assert 1 <= done < len(files)
     again = roon("ingest", *files, "-c", catalogue, "--backend", "ref")
     assert f"ingested {len(files) - done}, already present {done}" in again.stdout

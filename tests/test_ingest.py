@@ -169,9 +169,8 @@ def test_a_rule_that_makes_weights_non_finite_is_refused():
 
 
 def test_reingesting_with_other_options_says_so_and_force_rebuilds(tmp_path: Path):
-    import json
 
-    from roon.store.layout import derived_path
+    from fixtures import edit_segment
 
     root = tmp_path / "cat"
     [first] = ingest_models(ACAS, root)
@@ -193,11 +192,11 @@ def test_reingesting_with_other_options_says_so_and_force_rebuilds(tmp_path: Pat
     assert list_models(root) == [first.model_id]
     assert read_table(root, "provenance").column("min_weight").to_pylist() == [0.5]
     assert 0 < read_table(root, "edges").num_rows < edges
-    assert not any((root / ".staging").iterdir())  # the old folder is gone
+    assert not any((root / ".staging").iterdir())  # nothing staged is left
     [again] = ingest_models(ACAS, root, min_weight=0.5)
     assert again.status == "present" and again.notes == ()
     # derived tables of an older definition: reindex, not --force, is the way
-    derived_path(root, first.model_id).write_text(json.dumps({"signatures": 0, "tokens": 1}))
+    edit_segment(root, first.model_id, versions={"signatures": 0})
     [old] = ingest_models(ACAS, root, min_weight=0.5)
     assert old.notes == ("signatures computed by an older roon: 'roon reindex' recomputes them",)
 

@@ -10,19 +10,18 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 import torch
-from fixtures import random_mlp, train_xor
+from fixtures import edit_segment, random_mlp, train_xor
 from typer.testing import CliRunner
 
 import roon
 from roon import MLP, Layer
 from roon.cli import app
-from roon.ingest.derived import DERIVED_TABLES
 from roon.ingest.loaders import save_safetensors
 from roon.ingest.reindex import reindex_catalogue
 from roon.kernels.input_space import input_space_signatures
 from roon.kernels.spaces import binary_space
 from roon.query.input_space import recurring_input_space, task_of
-from roon.store import layout, open_catalogue, read_table
+from roon.store import open_catalogue, read_table
 
 pytestmark = pytest.mark.integration
 
@@ -70,16 +69,12 @@ def test_a_catalogue_without_the_table_gains_it_by_reindex_and_keeps_the_space(t
     # an older roon wrote no such table: reindex takes the auto space (binary here)
     gone = tmp_path / "gone"
     shutil.copytree(cat, gone)
-    layout.table_path(gone, mlp.id, "input_space").unlink()
-    derived = layout.derived_path(gone, mlp.id)
-    current = {t: DERIVED_TABLES[t] for t in ("signatures", "tokens")}
-    derived.write_text(json.dumps(current))
+    edit_segment(gone, mlp.id, drop=("input_space",))
     [result] = reindex_catalogue(gone)
     assert result.tables == ("input_space",)
     assert {r["space"] for r in _model_rows(gone, "input_space", mlp.id)} == {"binary"}
     # an out-of-date table is recomputed on the space it records
-    derived = layout.derived_path(root, mlp.id)
-    derived.write_text(json.dumps({**json.loads(derived.read_text()), "input_space": 0}))
+    edit_segment(root, mlp.id, versions={"input_space": 0})
     [result] = reindex_catalogue(root)
     assert result.status == "reindexed" and result.tables == ("input_space",)
     assert _model_rows(root, "input_space", mlp.id) == before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from fixtures import abs_net, and_or_net, random_mlp
+from fixtures import abs_net, and_or_net, edit_segment, random_mlp
 from typer.testing import CliRunner
 
 from roon.cli import app
@@ -16,7 +16,7 @@ from roon.ingest.derived import DERIVED_TABLES
 from roon.ingest.pipeline import ingest_model
 from roon.ingest.reindex import reindex_catalogue
 from roon.store import layout, open_catalogue, read_table
-from roon.store.migrate import stale_tables
+from roon.store.migrate import derived_versions, stale_tables
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +44,8 @@ def fresh(tmp_path: Path) -> Path:
 def test_a_table_missing_from_an_older_catalogue_is_rebuilt_identically(tmp_path, fresh):
     old = _build(tmp_path / "old")
     victim = MODELS[1].id  # the signed-domain model: domains must come from the layers table
-    layout.table_path(old, victim, "signatures").unlink()
-    layout.table_path(old, MODELS[2].id, "tokens").unlink()
-    layout.derived_path(old, victim).unlink()  # written before derived.json existed
+    edit_segment(old, victim, drop=("signatures",))  # an older roon computed no such table
+    edit_segment(old, MODELS[2].id, drop=("tokens",))
     assert stale_tables(old, victim, DERIVED_TABLES) == ["signatures"]
     assert read_table(old, "signatures").num_rows < read_table(fresh, "signatures").num_rows
 
@@ -70,12 +69,11 @@ def test_a_table_missing_from_an_older_catalogue_is_rebuilt_identically(tmp_path
 
 def test_an_older_table_version_is_recomputed_and_recorded(tmp_path, fresh):
     model = MODELS[0].id
-    path = layout.derived_path(fresh, model)
-    path.write_text(json.dumps({**DERIVED_TABLES, "signatures": 0}))
+    edit_segment(fresh, model, versions={"signatures": 0})
     assert stale_tables(fresh, model, DERIVED_TABLES) == ["signatures"]
     [result] = [r for r in reindex_catalogue(fresh) if r.model_id == model]
     assert result.status == "reindexed" and result.tables == ("signatures",)
-    assert json.loads(path.read_text()) == DERIVED_TABLES
+    assert {t: derived_versions(fresh, model)[t] for t in DERIVED_TABLES} == DERIVED_TABLES
 
 
 def test_force_recomputes_everything_and_changes_nothing(fresh):
@@ -89,19 +87,19 @@ def test_force_recomputes_everything_and_changes_nothing(fresh):
 
 def test_damaged_weights_fail_that_model_only(tmp_path, fresh):
     broken = MODELS[2].id
-    layout.table_path(fresh, broken, "signatures").unlink()
-    layout.table_path(fresh, MODELS[3].id, "signatures").unlink()
+    edit_segment(fresh, broken, drop=("signatures",))
+    edit_segment(fresh, MODELS[3].id, drop=("signatures",))
     layout.weights_path(fresh, broken).write_bytes(b"not safetensors")
     results = {r.model_id: r for r in reindex_catalogue(fresh)}
     assert results[broken].status == "failed" and "safetensors" in results[broken].reason
     assert results[MODELS[3].id].status == "reindexed"
-    assert not layout.table_path(fresh, broken, "signatures").exists()
+    assert "signatures" not in derived_versions(fresh, broken)
 
 
 def test_cli_reindex_reports_and_exits_1_on_failure(tmp_path, fresh):
     copy = tmp_path / "copy"
     shutil.copytree(fresh, copy)
-    layout.table_path(copy, MODELS[0].id, "tokens").unlink()
+    edit_segment(copy, MODELS[0].id, drop=("tokens",))
     runner = CliRunner()
     out = runner.invoke(app, ["reindex", "--catalogue", str(copy), "--json"])
     assert out.exit_code == 0, out.output
@@ -109,7 +107,7 @@ def test_cli_reindex_reports_and_exits_1_on_failure(tmp_path, fresh):
     assert rows[MODELS[0].id]["status"] == "reindexed" and rows[MODELS[0].id]["tables"] == [
         "tokens"
     ]
-    layout.table_path(copy, MODELS[1].id, "tokens").unlink()
+    edit_segment(copy, MODELS[1].id, drop=("tokens",))
     layout.weights_path(copy, MODELS[1].id).unlink()
     out = runner.invoke(app, ["reindex", "--catalogue", str(copy)])
     assert out.exit_code == 1 and "failed 1" in out.stdout

@@ -13,7 +13,7 @@ from fixtures import random_mlp, store_model
 from typer.testing import CliRunner
 
 from roon.cli import app
-from roon.store import open_catalogue
+from roon.store import layout, open_catalogue
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -74,7 +74,7 @@ def test_output_file_is_written_whole_and_never_inside_the_catalogue(cat: Path, 
     out = tmp_path / "n.csv"
     assert roon("sql", "select 1 as a", "-c", cat, "-f", "csv", "-o", out).exit_code == 0
     assert out.read_text().splitlines() == ['"a"', "1"]
-    target = cat / "models" / next((cat / "models").iterdir()).name / "neurons.parquet"
+    target = layout.table_files(cat, "neurons")[0]
     before = target.read_bytes()
     refused = roon("sql", "select 1", "-c", cat, "-f", "parquet", "-o", target)
     assert refused.exit_code == 1

@@ -128,6 +128,7 @@ def world(tmp_path: Path, monkeypatch) -> dict[str, Path]:
     return {
         "cat": root,
         "neurons": layout.table_path(root, model.id, "neurons"),
+        "model_id": Path(model.id),
         "marker": layout.marker_path(root),
         "canary": canary,
         "out": out,
@@ -221,7 +222,7 @@ def test_a_query_sees_one_snapshot_while_writers_commit(world):
 def test_a_damaged_file_fails_the_query_with_one_line_naming_the_model(world):
     root = world["cat"]
     os.truncate(world["neurons"], 100)
-    model_id = world["neurons"].parent.name
+    model_id = world["model_id"].name
     with pytest.raises(CatalogueError) as damaged:
         run_sql(root, "select count(*) from neurons")
     message = str(damaged.value)

@@ -2,13 +2,13 @@
 
 A catalogue written by an older roon lacks tables, or holds tables of an older
 definition (:data:`roon.ingest.derived.DERIVED_TABLES`); reindexing recomputes exactly
-those, per model, from ``model.safetensors`` — the original model files are not needed.
+those, per model, from its stored weights — the original model files are not needed.
 The input space of the ``input_space`` table is the one recorded in its rows (a probe
 set's file must still be where it was; a damaged table is rebuilt on ``auto``); the box
 of the ``box`` domain is the one in the model's metadata.
-Each model is upgraded atomically (:func:`roon.store.write.replace_model_tables`), so a
-reindex can be interrupted at any point and run again: it resumes with the models still
-out of date.
+The models of a segment are upgraded together, atomically
+(:func:`roon.store.write.replace_tables`), so a reindex can be interrupted at any point
+and run again: it resumes with the models still out of date.
 """
 
 from __future__ import annotations
@@ -54,11 +54,15 @@ def _recorded_space(root: Path, model_id: str) -> Any:
     """
     from roon.errors import CatalogueError
     from roon.ingest.spaces import stored_space
-    from roon.store import layout
+    from roon.store.manifest import current_manifest
     from roon.store.read import read_model_table
 
-    if not layout.table_path(root, model_id, "input_space").is_file():
+    segment = current_manifest(root).by_model.get(model_id)
+    entry = segment.tables.get("input_space") if segment is not None else None
+    if entry is None:
         return "auto"
+    if entry.path is None:
+        return "none"
     try:
         return stored_space(read_model_table(root, model_id, "input_space")) or "none"
     except CatalogueError:  # damaged: the recorded space is lost with it
@@ -77,32 +81,24 @@ def _references(models: Any) -> list[str | os.PathLike[str]]:
     return [require_reference(r, "a model reference") for r in items]
 
 
-def reindex_model(
+def _computed(
     root: Path,
     model_id: str,
     tables: Sequence[str],
-    *,
-    backend: str = "auto",
+    backend: str,
+    progress: ProgressCallback | None,
     exact: str = "auto",
     exact_budget: float | None = None,
-    progress: ProgressCallback | None = None,
-) -> None:
-    """Recompute the given derived tables of one stored model from its weights, atomically.
-
-    ``exact`` and ``exact_budget``: the exact policy of wide neurons, as for ingest.
-
-    Raises:
-        CatalogueError: damaged weights or ``layers`` table (named, with the fix).
-    """
-    from roon.ingest.derived import DERIVED_TABLES, derived_tables
+) -> dict[str, Any]:
+    """One stored model's derived tables, recomputed from its weights (rows streamed)."""
+    from roon.ingest.derived import derived_tables
     from roon.store import load_catalogued_model
     from roon.store.read import read_model_table
-    from roon.store.write import replace_model_tables
 
     mlp = load_catalogued_model(root, model_id)
     layers = read_model_table(root, model_id, "layers").sort_by("layer")
     domains = layers.column("input_domain").to_pylist()
-    computed = derived_tables(
+    return derived_tables(
         mlp,
         domains,
         tables=tables,
@@ -113,7 +109,44 @@ def reindex_model(
         exact=exact,
         exact_budget=exact_budget,
     )
-    replace_model_tables(root, model_id, computed, {t: DERIVED_TABLES[t] for t in tables})
+
+
+def reindex_model(
+    root: Path,
+    model_id: str,
+    tables: Sequence[str],
+    *,
+    backend: str = "auto",
+    exact: str = "auto",
+    exact_budget: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[str]:
+    """Recompute the given derived tables of one stored model from its weights, atomically.
+
+    ``exact`` and ``exact_budget``: the exact policy of wide neurons, as for ingest.
+    When a file of those tables in the model's segment does not decode, the rows of the
+    other models of the segment are lost with it: their tables are recomputed too.
+
+    Returns:
+        The models whose tables were recomputed (``model_id`` first).
+
+    Raises:
+        CatalogueError: damaged weights or ``layers`` table (named, with the fix).
+    """
+    from roon.ingest.derived import DERIVED_TABLES
+    from roon.store.manifest import current_manifest
+    from roon.store.migrate import readable
+    from roon.store.write import replace_tables
+
+    segment = current_manifest(root).by_model.get(model_id)
+    ids = [model_id]
+    if segment is not None and len(segment.models) > 1:
+        files = [e.path for t in tables if (e := segment.tables.get(t)) and e.path]
+        if not all(readable(root / f) for f in files):
+            ids += [m for m in segment.models if m != model_id]
+    new = {m: _computed(root, m, tables, backend, progress, exact, exact_budget) for m in ids}
+    replace_tables(root, new, {t: DERIVED_TABLES[t] for t in tables})
+    return ids
 
 
 def reindex_catalogue(
@@ -147,8 +180,10 @@ def reindex_catalogue(
     from roon.ingest.derived import DERIVED_TABLES
     from roon.kernels.plan import check_policy
     from roon.store import list_models, open_catalogue, resolve_model
-    from roon.store.migrate import stale_tables
+    from roon.store.manifest import current_manifest
+    from roon.store.migrate import stale_models
     from roon.store.read import model_names
+    from roon.store.write import replace_tables
 
     check_policy(exact, exact_budget)
     if isinstance(models, str | os.PathLike):
@@ -157,26 +192,44 @@ def reindex_catalogue(
     root = open_catalogue(catalogue)
     ids = sorted({resolve_model(root, str(r)) for r in refs}) if refs else list_models(root)
     names = model_names(root)
-    results = []
-    for number, model_id in enumerate(ids):
-        name = names.get(model_id, model_id[:12])
-        emit(progress, "models", number, len(ids), name)
-        todo = sorted(DERIVED_TABLES) if force else stale_tables(root, model_id, DERIVED_TABLES)
-        result = ReindexResult(model_id, name, "current")
-        if todo:
-            try:
-                reindex_model(
-                    root,
-                    model_id,
-                    todo,
-                    backend=backend,
-                    exact=exact,
-                    exact_budget=exact_budget,
-                    progress=progress,
+    manifest = current_manifest(root)
+    stale = {} if force else stale_models(root, ids, DERIVED_TABLES, manifest=manifest)
+    # one rewrite per segment (and set of stale tables), not one per model
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for model_id in ids:
+        todo = tuple(sorted(DERIVED_TABLES)) if force else tuple(stale.get(model_id, []))
+        segment = manifest.by_model[model_id]
+        groups.setdefault((segment.id, todo), []).append(model_id)
+    results: dict[str, ReindexResult] = {}
+    number = 0
+    for (_, todo), group in groups.items():
+        new = {}
+        for model_id in group:
+            name = names.get(model_id, model_id[:12])
+            emit(progress, "models", number, len(ids), name)
+            results[model_id] = ReindexResult(model_id, name, "current")
+            if todo:
+                try:
+                    new[model_id] = _computed(
+                        root, model_id, todo, backend, progress, exact, exact_budget
+                    )
+                except RoonError as exc:
+                    results[model_id] = ReindexResult(
+                        model_id, name, "failed", todo, one_line(exc)
+                    )
+            number += 1
+            emit(progress, "models", number, len(ids), name)
+        if not new:
+            continue
+        try:
+            replace_tables(root, new, {t: DERIVED_TABLES[t] for t in todo})
+            for model_id in new:
+                results[model_id] = ReindexResult(
+                    model_id, results[model_id].name, "reindexed", todo
                 )
-                result = ReindexResult(model_id, name, "reindexed", tuple(todo))
-            except RoonError as exc:
-                result = ReindexResult(model_id, name, "failed", tuple(todo), one_line(exc))
-        results.append(result)
-        emit(progress, "models", number + 1, len(ids), name)
-    return results
+        except RoonError as exc:
+            for model_id in new:
+                results[model_id] = ReindexResult(
+                    model_id, results[model_id].name, "failed", todo, one_line(exc)
+                )
+    return [results[m] for m in ids]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from roon.errors import RoonError, one_line
@@ -116,39 +117,54 @@ def check_catalogue(
         CatalogueError: no catalogue at ``catalogue``.
     """
     from roon.ingest.reindex import reindex_model
-    from roon.store import list_models, open_catalogue
-    from roon.store.check import check_model, check_rows, move_aside
+    from roon.store import open_catalogue
+    from roon.store.check import check_rows, check_segment, move_aside, move_models_aside
+    from roon.store.manifest import current_manifest
 
     root = open_catalogue(catalogue)
-    ids = list_models(root)
-    report = CheckReport(str(root), len(ids), repair=repair)
-    for number, model_id in enumerate(ids):
-        emit(progress, "models", number, len(ids), model_id[:12])
-        found = check_model(root, model_id)
-        emit(progress, "models", number + 1, len(ids), model_id[:12])
-        if not found.damaged:
+    manifest = current_manifest(root)
+    total = len(manifest.by_model)
+    report = CheckReport(str(root), total, repair=repair)
+    number = 0
+    for segment in manifest.segments:
+        if not segment.models:
             continue
-        problem = "; ".join(found.problems)
-        base = {"model_id": model_id, "table": None, "name": found.name, "problem": problem}
-        if found.move:
-            action, ok = "would move aside (weights or structural tables damaged)", False
-            if repair:
-                try:
-                    target = move_aside(root, model_id)
-                    again = f"; re-ingest {found.source}" if found.source else ""
-                    action, ok = f"moved to {target}{again}", True
-                except RoonError as exc:
-                    action = f"could not move aside: {one_line(exc)}"
-        else:
-            tables = ", ".join(found.rebuild)
-            action, ok = f"would reindex {tables}", False
-            if repair:
-                try:
-                    reindex_model(root, model_id, found.rebuild, backend=backend)
-                    action, ok = f"reindexed {tables}", True
-                except RoonError as exc:
-                    action = f"reindex failed: {one_line(exc)}"
-        report.findings.append(Finding(**base, action=action, source=found.source, repaired=ok))
+        found_all = check_segment(root, segment)
+        moved: dict[str, Path] = {}  # model → where a repair moved it (with others of its segment)
+        rebuilt: set[str] = set()  # models whose tables a repair recomputed (the whole segment)
+        for found in found_all:
+            emit(progress, "models", number, total, found.model_id[:12])
+            number += 1
+            emit(progress, "models", number, total, found.model_id[:12])
+            if not found.damaged:
+                continue
+            model_id = found.model_id
+            problem = "; ".join(found.problems)
+            base = {"model_id": model_id, "table": None, "name": found.name, "problem": problem}
+            if found.move:
+                action, ok = "would move aside (weights or structural tables damaged)", False
+                if repair:
+                    try:
+                        if model_id not in moved:
+                            moved.update(move_models_aside(root, model_id))
+                        target = moved[model_id]
+                        again = f"; re-ingest {found.source}" if found.source else ""
+                        action, ok = f"moved to {target}{again}", True
+                    except RoonError as exc:
+                        action = f"could not move aside: {one_line(exc)}"
+            else:
+                tables = ", ".join(found.rebuild)
+                action, ok = f"would reindex {tables}", False
+                if repair:
+                    try:
+                        if model_id not in rebuilt:
+                            rebuilt.update(
+                                reindex_model(root, model_id, found.rebuild, backend=backend)
+                            )
+                        action, ok = f"reindexed {tables}", True
+                    except RoonError as exc:
+                        action = f"reindex failed: {one_line(exc)}"
+            report.findings.append(Finding(**base, action=action, source=found.source, repaired=ok))
     for bad in check_rows(root):
         action, ok = "would move aside", False
         if repair:

@@ -1,13 +1,20 @@
 """DuckDB over the Parquet catalogue: one view per table, and read-only SQL.
 
-How the views read the files. Each table is a ``pyarrow.dataset`` over an explicit list
-of files (:func:`roon.store.layout.snapshot`, taken once when the connection opens) with
-the table's schema from ``schema/tables/``, registered in DuckDB under the table's name.
-So:
+How the views read the files. Each table is a ``pyarrow.dataset`` over the explicit list
+of segment files of one manifest generation (:func:`roon.store.layout.snapshot`, taken
+once when the connection opens) with the table's schema from ``schema/tables/``,
+registered in DuckDB under the table's name. So:
 
 * **One snapshot per connection.** Every view of a connection shows the models that
   were committed when it opened, however many writers commit meanwhile (open a new
   connection to see them). A query that reads ``neurons`` twice sees one set of models.
+  The connection leases that generation: ``roon compact`` and removals do not delete
+  the files it reads while it lives.
+* **No schema is read per connection.** Segment files are written with exactly the
+  table's schema (conformed at write time); the dataset is given that schema, so opening
+  a view reads no file. Files of an older definition of a table (a version-1 catalogue,
+  a derived table before ``roon reindex``) are read by column name, missing columns as
+  NULL: what ``union_by_name`` would do, without reading every footer up front.
 * **Arrow reads the files, not DuckDB.** The read-only connection of ``roon sql``
   (``sandbox=True``) is then locked down with ``enable_external_access = false``, no
   allowed paths, no extension loading and a locked configuration: DuckDB itself can
@@ -69,10 +76,17 @@ def _quote(text: str) -> str:
 
 def _register_views(con: Any, files: dict[str, list[Path]]) -> None:
     import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
 
+    local = pafs.LocalFileSystem()
+    parquet = ds.ParquetFileFormat()
     for name in TABLES:
-        dataset = ds.dataset(
-            [str(f) for f in files[name]], schema=table_schema(name), format="parquet"
+        # from_paths: no directory listing, no stat and no footer read per file
+        dataset = ds.FileSystemDataset.from_paths(
+            [str(f) for f in files[name]],
+            schema=table_schema(name),
+            format=parquet,
+            filesystem=local,
         )
         con.register(name, dataset)
 
@@ -85,7 +99,9 @@ def _open(
     import duckdb
 
     con = duckdb.connect(":memory:")
-    files = layout.snapshot(root)
+    snapshot = layout.snapshot(root)
+    snapshot.keep_with(con)  # the files stay while the connection lives
+    files = {t: snapshot.files(t) for t in TABLES}
     _register_views(con, files)
     if sandbox:
         # where DuckDB spills big sorts and joins: a private folder roon removes, or

@@ -35,8 +35,11 @@ MIN_PREFIX = 4
 
 
 def has_model(root: Path, model_id: str) -> bool:
-    """Whether a model is committed in the catalogue."""
-    return layout.table_path(root, model_id, "models").is_file()
+    """Whether a model is committed in the catalogue (a lookup in the current manifest,
+    which is parsed once per generation and process)."""
+    from roon.store.manifest import current_manifest
+
+    return model_id in current_manifest(root).by_model
 
 
 def list_models(root: Path) -> list[str]:
@@ -57,27 +60,44 @@ def read_table(catalogue: str | os.PathLike[str], name: str) -> pa.Table:
     if not isinstance(name, str) or name not in TABLES:
         raise InvalidArgumentError(f"unknown table {name!r}; tables are {', '.join(TABLES)}")
     root = layout.open_catalogue(catalogue)
-    files = layout.table_files(root, name)
     schema = table_schema(name)
-    if not files:
-        return schema.empty_table()
-    return pa.concat_tables(_read_file(root, f, schema) for f in files)
+    with layout.snapshot(root) as snap:
+        files = snap.files(name)
+        if not files:
+            return schema.empty_table()
+        return pa.concat_tables(_read_file(root, f, schema) for f in files)
 
 
 def read_model_table(root: Path, model_id: str, name: str) -> pa.Table:
     """One model's rows of one model table (an empty table when it has none).
 
+    Segment files are sorted by model id, so the filter reads only the row groups that
+    can hold the model's rows.
+
     Raises:
         CatalogueError: the file is damaged (the message names the model and the fix).
     """
-    path = layout.table_path(root, model_id, name)
     schema = table_schema(name)
-    return _read_file(root, path, schema) if path.is_file() else schema.empty_table()
+    with layout.snapshot(root) as snap:
+        segment = snap.manifest.by_model.get(model_id)
+        entry = segment.tables.get(name) if segment is not None else None
+        if segment is None or entry is None or entry.path is None:
+            return schema.empty_table()
+        path = root / entry.path
+        if len(segment.models) == 1:
+            return _read_file(root, path, schema)
+        return _read_file(root, path, schema, model_id=model_id)
 
 
-def _read_file(root: Path, path: Path, schema: pa.Schema) -> pa.Table:
+def _read_file(root: Path, path: Path, schema: pa.Schema, model_id: str | None = None) -> pa.Table:
     try:
-        return pq.read_table(path, schema=schema)
+        if model_id is None:
+            return pq.read_table(path, schema=schema)
+        return pq.read_table(path, schema=schema, filters=[("model_id", "==", model_id)])
+    except FileNotFoundError:
+        from roon.store.check import damaged_file
+
+        raise damaged_file(root, path, "missing") from None
     except (OSError, pa.ArrowException) as exc:
         from roon.store.check import damaged_file
 
@@ -143,16 +163,22 @@ def load_catalogued_model(root: Path, model_id: str) -> MLP:
     Raises:
         CatalogueError: the weights are missing or do not hash to ``model_id``.
     """
-    from roon.ingest.loaders import load_model
+    from roon.ingest.loaders import load_model_bytes
     from roon.store.check import damaged_file
+    from roon.store.segments import read_blob
 
-    path = layout.weights_path(root, model_id)
-    if not path.is_file():
-        raise damaged_file(root, path, "missing")
+    with layout.snapshot(root) as snap:
+        segment = snap.manifest.by_model.get(model_id)
+        if segment is None:
+            raise CatalogueError(f"no model {model_id} in {root}; 'roon models' lists them")
+        path = root / (segment.weights or layout.PACK_FILE)
+        data = read_blob(root, segment, model_id)
     try:
-        mlp = load_model(path)
+        mlp = load_model_bytes(data, path.name)
     except RoonError as exc:
-        raise damaged_file(root, path, str(exc).removeprefix(str(path)).lstrip(": ")) from None
+        raise damaged_file(root, path, str(exc).removeprefix(path.name).lstrip(": ")) from None
+    finally:
+        del data
     if mlp.id != model_id:
         raise damaged_file(root, path, f"the weights hash to {mlp.id[:12]}, not to the model id")
     return mlp

@@ -46,6 +46,7 @@ __all__ = [
     "list_circuits",
     "load_circuit",
     "load_model",
+    "load_model_bytes",
     "save_safetensors",
     "special_file_kind",
 ]
@@ -214,6 +215,19 @@ def _load_file(
     return _assemble(
         label, loaded, fmt, str(path.resolve()), digest, name or loaded.name or path.stem
     )
+
+
+def load_model_bytes(data: bytes, label: str) -> MLP:
+    """An :class:`~roon.MLP` from a safetensors file held in memory (``roon.*`` header
+    entries honoured): one model of a catalogue's weights file.
+
+    Raises:
+        ModelFormatError: truncated or corrupt data (the message starts with ``label``).
+    """
+    from roon.ingest.loaders.safetensors_io import read_safetensors_bytes
+
+    loaded = _guarded(label, lambda: read_safetensors_bytes(data))
+    return _assemble(label, loaded, "safetensors", label, None, loaded.name or label)
 
 
 def special_file_kind(mode: int, path: Path) -> str | None:

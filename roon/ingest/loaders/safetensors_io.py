@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from roon.errors import ModelFormatError
 from roon.ingest.loaders._common import Loaded, first_line, layers_from_tensors
 from roon.mlp import MLP
 
-__all__ = ["read_safetensors", "save_safetensors"]
+__all__ = ["read_safetensors", "read_safetensors_bytes", "save_safetensors", "write_safetensors"]
 
 ACTIVATIONS_KEY = "roon.activations"
 NAME_KEY = "roon.name"
@@ -92,6 +93,17 @@ def read_safetensors(
             "integer and boolean tensors"
         )
 
+    return _loaded(tensors, header, activation, output_activation, layers)
+
+
+def _loaded(
+    tensors: dict[str, np.ndarray],
+    header: dict[str, str],
+    activation: str | Sequence[str] | None,
+    output_activation: str | None,
+    layers: Sequence[str] | None,
+) -> Loaded:
+    """Dense layers from a file's tensors and header entries."""
     activations = None
     if ACTIVATIONS_KEY in header:
         activations = [a.strip() for a in header[ACTIVATIONS_KEY].split(",")]
@@ -139,11 +151,57 @@ def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
         True
     """
     path = Path(path)
+    head, arrays = _encode(mlp, path)
+    try:
+        _atomic_write(path, head, arrays)
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    return path
+
+
+def write_safetensors(handle: BinaryIO, mlp: MLP) -> int:
+    """Append ``mlp`` as a whole safetensors file (the bytes :func:`save_safetensors`
+    writes) to an open binary file; returns the bytes written. Nothing is fsynced.
+
+    Raises:
+        ModelFormatError: the metadata is not JSON-serializable.
+        OSError: the write failed.
+    """
+    head, arrays = _encode(mlp, "<model>")
+    written = handle.write(head)
+    for array in arrays:  # little-endian, C order, straight from memory
+        written += handle.write(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).data)
+    return written
+
+
+def read_safetensors_bytes(data: bytes) -> Loaded:
+    """Read a safetensors file held in memory (one model of a catalogue's weights file).
+
+    Raises:
+        ModelFormatError: truncated or corrupt data, or a bad ``roon.*`` header entry.
+    """
+    from safetensors.numpy import load
+
+    try:
+        size = int.from_bytes(data[:8], "little")
+        if len(data) < 8 + size:
+            raise ValueError(f"{len(data)} bytes, the header alone says {8 + size}")
+        header = dict(json.loads(data[8 : 8 + size]).get("__metadata__") or {})
+        tensors = load(data)
+    except Exception as exc:  # SafetensorError, ValueError, JSONDecodeError
+        raise ModelFormatError(
+            f"truncated or corrupt safetensors data ({first_line(exc)})"
+        ) from exc
+    return _loaded(tensors, header, None, None, None)
+
+
+def _encode(mlp: MLP, where: object) -> tuple[bytes, list[np.ndarray]]:
+    """The header bytes and the arrays, in file order, of ``mlp``'s safetensors file."""
     try:
         meta_json = json.dumps(dict(mlp.metadata))
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(
-            f"{path}: cannot write: metadata is not JSON-serializable ({exc})"
+            f"{where}: cannot write: metadata is not JSON-serializable ({exc})"
         ) from exc
     header = {
         FORMAT_KEY: FORMAT_VERSION,
@@ -156,11 +214,7 @@ def save_safetensors(mlp: MLP, path: str | os.PathLike[str]) -> Path:
         tensors[f"layers.{i}.weight"] = layer.weight
         tensors[f"layers.{i}.bias"] = layer.bias
     head, order = _layout(tensors, header)
-    try:
-        _atomic_write(path, head, [tensors[name] for name in order])
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    return path
+    return head, [tensors[name] for name in order]
 
 
 # safetensors dtype names of the arrays an MLP holds, and their rank in the library's
