@@ -1,4 +1,4 @@
-"""Catalogue commands: ingest, reindex, check, models, show, sql."""
+"""Catalogue commands: ingest, reindex, check, compact, models, show, sql."""
 
 from __future__ import annotations
 
@@ -472,10 +472,32 @@ def check(
         raise typer.Exit(1)
 
 
+def compact(catalogue: CatalogueOption = DEFAULT_CATALOGUE, as_json: JsonOption = False) -> None:
+    """Merge the catalogue's segments (one per ingest batch) into few, atomically.
+
+    Readers see the old segments or the merged ones, never a mix; a crash loses nothing.
+    Example: roon compact --catalogue cat
+    """
+    from roon.store.compact import compact as run
+
+    with ProgressBars() as bars:
+        result = run(catalogue, progress=None if as_json else bars)
+    if as_json:
+        print_json(result.__dict__)
+        return
+    console().print(
+        plain(
+            f"{result.models} models: {result.segments_before} segments → "
+            f"{result.segments_after} in {result.catalogue}"
+        )
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
     app.command()(reindex)
     app.command()(check)
+    app.command()(compact)
     app.command()(models)
     app.command()(rm)
     app.command()(show)
