@@ -2,4 +2,5 @@
 
 from roon.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process of `ingest --jobs` imports it
+    main()

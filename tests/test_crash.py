@@ -85,7 +85,7 @@ def test_kill_9_during_ingest_leaves_a_consistent_catalogue(tmp_path: Path):
     for trial in range(6):
         catalogue = tmp_path / f"cat{trial}"
         cmd = [*ROON, "ingest", "-c", str(catalogue), "--backend", "ref", *map(str, files)]
-        after = catalogue / "models" if trial % 2 else None
+        after = layout.segments_dir(catalogue) if trial % 2 else None
         _kill_after(
             cmd, rng.uniform(0.0, 0.6) if after else rng.uniform(0.3, 3.0), first_commit=after
         )

@@ -354,3 +354,53 @@ def test_reingesting_with_another_input_space_or_box_says_so(tmp_path: Path):
     assert rebuilt.status == "ingested"
     [after] = ingest_models(path, root, input_space="signed")
     assert after.status == "present" and after.notes == ()
+
+
+def _all_rows(root: Path) -> dict[str, list[dict]]:
+    """Every table's rows in one canonical order, without the timestamps."""
+    import json
+
+    from roon.schema import TABLES
+
+    out = {}
+    for table in TABLES:
+        rows = read_table(root, table).to_pylist()
+        for row in rows:
+            row.pop("ingested_at", None)
+            row.pop("created_at", None)
+        out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+    return out
+
+
+@pytest.mark.slow
+def test_jobs_n_writes_the_same_catalogue_as_jobs_1(tmp_path: Path):
+    from roon.ingest.loaders import save_safetensors
+    from roon.store.manifest import current_manifest
+
+    folder = tmp_path / "nets"
+    folder.mkdir()
+    files = [
+        save_safetensors(random_mlp((4, 16, 16, 2), seed=s), folder / f"n{s:02d}.safetensors")
+        for s in range(18)
+    ]
+    (folder / "bad.safetensors").write_bytes(b"not a model")  # one failure among them
+    twin = folder / "twin.safetensors"
+    twin.write_bytes(files[3].read_bytes())  # the same model twice: present once
+    sources = [*files, folder / "bad.safetensors", twin, ACAS]
+    one = ingest_models(sources, tmp_path / "one", jobs=1, normalize="dead", backend="ref")
+    many = ingest_models(sources, tmp_path / "many", jobs=3, normalize="dead", backend="ref")
+    assert one == many
+    assert [r.status for r in one].count("failed") == 1
+    assert [r.status for r in one].count("present") == 1
+    assert _all_rows(tmp_path / "one") == _all_rows(tmp_path / "many")
+    # batches, not one commit per model: fewer segments than models
+    assert len(current_manifest(tmp_path / "many").segments) < len(list_models(tmp_path / "many"))
+    # a second run is a no-op either way
+    again = ingest_models(sources, tmp_path / "many", jobs=2, normalize="dead", backend="ref")
+    assert {r.status for r in again} == {"present", "failed"}
+
+
+def test_jobs_must_be_a_positive_whole_number(tmp_path: Path):
+    with pytest.raises(InvalidArgumentError, match="jobs=0"):
+        ingest_models(ACAS, tmp_path / "cat", jobs=0)
+    assert not (tmp_path / "cat").exists()

@@ -98,13 +98,24 @@ def ingest(
     ] = None,
     exact: ExactOption = Exact.auto,
     exact_budget: ExactBudgetOption = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes computing rows (default: one per core, for 16 files or "
+            "more); the catalogue is the same whatever N.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest models into the catalogue; re-ingesting a model is a no-op unless --force.
 
     Neurons above the exhaustive fan-in (20 binary, 12 signed) get exact signatures within
     a per-model time budget and sampled ones beyond it; the summary says how many fell
-    back, and --exact always makes every reachable neuron exact.
+    back, and --exact always makes every reachable neuron exact. Models are committed in
+    batches (one segment each); --jobs N computes them in N processes.
 
     Example: roon ingest models/*.nnet --catalogue cat --input-domain box
     """
@@ -128,6 +139,7 @@ def ingest(
             input_space=input_space,
             input_bounds=parse_bounds(input_bounds),
             layers=[k.strip() for k in layers.split(",")] if layers else None,
+            jobs=jobs,
         )
     failed = [r for r in results if r.status in ("failed", "skipped")]
     if as_json:
@@ -193,8 +205,9 @@ def reindex(
 ) -> None:
     """Recompute derived tables (signatures, tokens) from the stored weights.
 
-    Only tables that are missing or were computed by an older roon are redone, one model
-    at a time and atomically, so an interrupted reindex resumes where it stopped.
+    Only tables that are missing or were computed by an older roon are redone, the models
+    of a segment together and atomically, so an interrupted reindex resumes where it
+    stopped.
 
     Example: roon reindex --catalogue cat
     """

@@ -13,7 +13,7 @@ import glob
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,7 +284,8 @@ def _space_differences(
     from roon.ingest.normalize.bounds import METADATA_KEY
     from roon.ingest.rows import layer_domains
     from roon.ingest.spaces import resolve_space
-    from roon.store import layout, read_model_table
+    from roon.store import read_model_table
+    from roon.store.migrate import derived_versions
 
     out = []
     [row] = read_model_table(catalogue, model_id, "models").to_pylist() or [{"metadata": "{}"}]
@@ -292,7 +293,7 @@ def _space_differences(
     bounds = json.loads(json.dumps(mlp.metadata.get(METADATA_KEY)))  # as JSON stores it
     if stored_bounds != bounds:
         out.append(f"input bounds {_bounds_text(stored_bounds)}, not {_bounds_text(bounds)}")
-    if not layout.table_path(catalogue, model_id, "input_space").is_file():
+    if "input_space" not in derived_versions(catalogue, model_id):
         return out  # never computed (an older roon): stale_tables names it for reindex
     stored = read_model_table(catalogue, model_id, "input_space")
     stored_id = stored.column("space_id")[0].as_py() if stored.num_rows else None
@@ -335,10 +336,47 @@ def _label(source: Path | Any) -> str:
     return str(source) if isinstance(source, Path) else f"<module {type(source).__name__}>"
 
 
-def _ingest_source(
+# An ingest commits its models in batches, one segment and one manifest generation each
+# (a fixed number of fsyncs per batch, not per model). A batch is committed when it holds
+# BATCH_MODELS models or BATCH_WEIGHTS weights (its rows wait in memory until then), or
+# BATCH_SECONDS after its first model was ready: an interrupted ingest loses at most that
+# much work, and a reader sees new models at least that often.
+BATCH_MODELS = 512
+BATCH_WEIGHTS = 1 << 22
+BATCH_SECONDS = 1.0
+# A model with more weights than this is committed alone, its rows streamed as they are
+# computed (memory stays bounded: benchmarks/bench_memory.py).
+STREAM_WEIGHTS = 1 << 20
+# `jobs=None` (the CLI's default) starts worker processes only for this many sources or
+# more: a worker takes about a second to start.
+AUTO_JOBS_MIN_SOURCES = 16
+
+
+@dataclass
+class _Prepared:
+    """One source loaded and its rows computed, waiting for its batch to be committed."""
+
+    label: str
+    final: MLP
+    parent_id: str | None
+    notes: list[str]
+    staged: list[Any]  # roon.store.write.StagedModel
+    lineage: Any  # pyarrow.Table | None
+    was_present: bool
+    weights: int
+    tally: SignatureTally
+    input_space: Any
+
+
+def _weights(mlp: MLP) -> int:
+    return sum(layer.weight.size for layer in mlp.layers)
+
+
+def _prepare(
     mlp: MLP,
     label: str,
     catalogue: Path,
+    exists: bool,
     *,
     normalize: Sequence[str] | None,
     input_domain: str | None,
@@ -349,57 +387,94 @@ def _ingest_source(
     input_space: Any = "auto",
     exact: str = "auto",
     exact_budget: float | None = None,
-) -> IngestResult:
+    stream_ok: bool = True,
+) -> _Prepared | None:
+    """Compute the rows of one source's models (those not stored yet, or all with
+    ``force``), without writing anything. None when a model is big enough to stream
+    its rows and ``stream_ok`` is False (a worker process: generators cannot travel)."""
+    from roon.ingest.derived import DERIVED_TABLES, derived_tables
     from roon.ingest.loaders import load_notes
+    from roon.ingest.rows import layer_domains, model_tables
     from roon.store import has_model
+    from roon.store.write import StagedModel
 
     notes = load_notes(mlp)
-    tally = SignatureTally()
+    lineage = None
     if not normalize:
-        was_present = has_model(catalogue, mlp.id)
-        written = ingest_model(
-            mlp,
-            catalogue,
-            input_domain=input_domain,
-            min_weight=min_weight,
-            backend=backend,
-            progress=progress,
-            force=force,
-            input_space=input_space,
-            exact=exact,
-            exact_budget=exact_budget,
-            tally=tally,
-        )
         final = mlp
+        wanted = [(mlp, force)]
     else:
-        from roon.ingest.normalize import domain_note
+        from roon.ingest.normalize import domain_note, lineage_table
         from roon.ingest.normalize import normalize as run_rules
 
         final, steps = run_rules(mlp, list(normalize), backend=backend)
         notes.append(f"normalized by {','.join(normalize)} from {mlp.id[:12]}")
         box = domain_note(mlp, list(normalize))
         notes.extend([box] if box else [])
-        was_present = has_model(catalogue, final.id)
-        pending = sum(m.n_neurons for m in (mlp, final) if force or not has_model(catalogue, m.id))
-        emit(progress, "neurons", 0, pending, mlp.name or "")
-        _, written, _ = store_derivation(
-            catalogue,
-            mlp,
-            final,
-            steps,
-            input_domain=input_domain,
-            min_weight=min_weight,
-            backend=backend,
-            progress=progress,
-            force=force,
-            input_space=input_space,
-            exact=exact,
-            exact_budget=exact_budget,
-            tally=tally,
+        wanted = [(mlp, force), (final, force and final.id != mlp.id)]
+        lineage = lineage_table(steps) if steps else None
+    was_present = exists and has_model(catalogue, final.id)
+    todo: list[MLP] = []
+    for m, rebuild in wanted:
+        if (rebuild or not (exists and has_model(catalogue, m.id))) and all(
+            t.id != m.id for t in todo
+        ):
+            todo.append(m)
+    if normalize:
+        emit(progress, "neurons", 0, sum(m.n_neurons for m in todo), mlp.name or "")
+    if not stream_ok and any(_weights(m) > STREAM_WEIGHTS for m in todo):
+        return None
+    staged = []
+    tally = SignatureTally()
+    for m in todo:
+        domain = model_input_domain(m, input_domain)
+        stream = _weights(m) > STREAM_WEIGHTS
+        tables = model_tables(m, min_weight=min_weight, input_domain=domain, stream=stream)
+        tables.update(
+            derived_tables(
+                m,
+                layer_domains(m, domain),
+                backend=backend,
+                progress=progress,
+                input_space=input_space,
+                stream=stream,
+                exact=exact,
+                exact_budget=exact_budget,
+                tally=tally,
+            )
         )
-    if written and was_present:
+        versions = {t: v for t, v in DERIVED_TABLES.items() if t in tables}
+        staged.append(StagedModel(m, tables, versions))
+    return _Prepared(
+        label,
+        final,
+        mlp.id if normalize else None,
+        notes,
+        staged,
+        lineage,
+        was_present,
+        sum(_weights(s.mlp) for s in staged),
+        tally,
+        input_space,
+    )
+
+
+def _finish(
+    catalogue: Path,
+    prepared: _Prepared,
+    written: Mapping[int, bool],
+    *,
+    input_domain: str | None,
+    min_weight: float,
+) -> IngestResult:
+    """The result of a prepared source once its batch is committed (``written``: whether
+    each staged model was written, by ``id()``)."""
+    final = prepared.final
+    wrote = any(written.get(id(s), False) for s in prepared.staged if s.mlp.id == final.id)
+    notes = list(prepared.notes)
+    if wrote and prepared.was_present:
         notes.append("rebuilt: replaced the stored model (--force)")
-    elif not written:
+    elif not wrote:
         domain = model_input_domain(final, input_domain)
         differs = stored_options_note(
             catalogue,
@@ -407,20 +482,93 @@ def _ingest_source(
             input_domain=domain,
             min_weight=min_weight,
             mlp=final,
-            input_space=input_space,
+            input_space=prepared.input_space,
         )
         notes.extend([differs] if differs else [])
     return IngestResult(
-        source=label,
-        status="ingested" if written else "present",
+        source=prepared.label,
+        status="ingested" if wrote else "present",
         model_id=final.id,
         name=final.name,
         neurons=final.n_neurons,
         notes=tuple(notes),
-        parent_id=mlp.id if normalize else None,
-        sampled=tally.sampled,
-        fallbacks=tally.fallbacks,
+        parent_id=prepared.parent_id,
+        sampled=prepared.tally.sampled,
+        fallbacks=prepared.tally.fallbacks,
     )
+
+
+def _commit(catalogue: Path, batch: Sequence[_Prepared], force: bool) -> dict[int, bool]:
+    """Commit a batch of prepared sources in one manifest generation."""
+    import pyarrow as pa
+
+    from roon.store.write import commit_models
+
+    models = [s for p in batch for s in p.staged]
+    lineage = [p.lineage for p in batch if p.lineage is not None and p.lineage.num_rows]
+    rows = {"lineage": pa.concat_tables(lineage)} if lineage else None
+    if not models and not rows:
+        return {}
+    flags = commit_models(catalogue, models, replace=force, rows=rows)
+    return {id(s): f for s, f in zip(models, flags, strict=True)}
+
+
+def _load_and_prepare(
+    item: Any,
+    label: str,
+    catalogue: Path,
+    exists: bool,
+    options: Mapping[str, Any],
+    progress: ProgressCallback | None,
+    stream_ok: bool = True,
+) -> _Prepared | IngestResult | None:
+    """Load one source and compute its rows; a failed result instead of raising (None:
+    see :func:`_prepare`)."""
+    from roon.ingest.loaders import load_model
+
+    try:
+        mlp = with_input_bounds(
+            load_model(
+                item,
+                activation=options["activation"],
+                name=options["name"],
+                layers=options["layers"],
+            ),
+            options["input_bounds"],
+        )
+        if not exists:  # what fails for this model fails before a catalogue is made for it
+            _preflight(mlp, options["input_domain"], options["input_space"])
+        return _prepare(
+            mlp,
+            label,
+            catalogue,
+            exists,
+            normalize=options["normalize"],
+            input_domain=options["input_domain"],
+            min_weight=options["min_weight"],
+            backend=options["backend"],
+            progress=progress,
+            force=options["force"],
+            input_space=options["input_space"],
+            exact=options["exact"],
+            exact_budget=options["exact_budget"],
+            stream_ok=stream_ok,
+        )
+    except RoonError as exc:
+        return IngestResult(label, "failed", reason=one_line(exc))
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _worker(
+    task: tuple[Any, str, Path, bool, Mapping[str, Any]],
+) -> _Prepared | IngestResult | None:
+    item, label, catalogue, exists, options = task
+    return _load_and_prepare(item, label, catalogue, exists, options, None, stream_ok=False)
 
 
 def _as_sources(sources: Any) -> list[Any]:
@@ -554,8 +702,14 @@ def ingest_models(
     layers: Sequence[str] | None = None,
     exact: str = "auto",
     exact_budget: float | None = None,
+    jobs: int | None = 1,
 ) -> list[IngestResult]:
     """Ingest model files (or in-memory ``torch.nn.Module`` objects) into a catalogue.
+
+    Models are committed in batches (:data:`BATCH_MODELS`, :data:`BATCH_SECONDS`), one
+    segment and one manifest generation each; ``jobs`` worker processes compute the rows
+    while this process commits them in source order, so the catalogue holds the same
+    rows whatever ``jobs`` is.
 
     Args:
         sources: a file, folder, glob pattern or module, or a list of them.
@@ -595,6 +749,11 @@ def ingest_models(
             ACAS Xu neuron, ~0.5 s each at fan-in 50) or ``never`` (sampled).
         exact_budget: estimated seconds of exact work per model under ``auto``
             (default :data:`roon.kernels.plan.DEFAULT_EXACT_BUDGET`, 0.25 s).
+        jobs: worker processes computing rows (1: this process only; None: one per
+            core, for :data:`AUTO_JOBS_MIN_SOURCES` model files or more). Only model
+            files go to workers (in-memory modules, and models big enough to stream
+            their rows, are ingested here); ``neurons`` progress events come only from
+            this process.
 
     Returns:
         One :class:`IngestResult` per model file or module, in order; a path that names
@@ -611,12 +770,18 @@ def ingest_models(
             policy or a bad budget among them.
         KernelUnavailableError: an explicit backend that cannot run here.
     """
-    from roon.ingest.loaders import load_model
+    import time
+
     from roon.kernels.plan import check_policy
     from roon.store import open_catalogue
+    from roon.store.write import is_disk_full
 
     normalize = _check_options(input_domain, min_weight, normalize, backend, input_space)
     check_policy(exact, exact_budget)
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise InvalidArgumentError(
+            f"jobs={jobs!r}; give a whole number >= 1 (or None: one per core)"
+        )
     root, exists = _target(catalogue)
     items = _expanded(_as_sources(sources))
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -626,52 +791,116 @@ def ingest_models(
             f"name={name!r} names one model, but the sources hold {len(items)}; "
             "ingest them one at a time to name each"
         )
-    from roon.store.write import is_disk_full
+    options = {
+        "activation": activation,
+        "name": name,
+        "layers": layers,
+        "input_bounds": input_bounds,
+        "normalize": normalize,
+        "input_domain": input_domain,
+        "min_weight": min_weight,
+        "backend": backend,
+        "force": force,
+        "input_space": input_space,
+        "exact": exact,
+        "exact_budget": exact_budget,
+    }
+    files = sum(isinstance(i, Path) for i in items)
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if files >= AUTO_JOBS_MIN_SOURCES else 1
+    jobs = min(jobs, files) if files else 1
 
-    results: list[IngestResult] = []
+    results: list[IngestResult | None] = [None] * len(items)
+    batch: list[tuple[int, _Prepared]] = []
+    started = 0.0
     disk_full = False
-    for number, item in enumerate(items):
-        label = item.source if isinstance(item, IngestResult) else _label(item)
-        if disk_full:  # every later commit would fail the same way: stop cleanly
-            results.append(IngestResult(label, "skipped", reason=_SKIPPED))
-            continue
-        emit(progress, "models", number, len(items), Path(label).name)
-        if isinstance(item, IngestResult):
-            result = item
-        else:
-            try:
-                mlp = with_input_bounds(
-                    load_model(item, activation=activation, name=name, layers=layers),
-                    input_bounds,
+
+    def flush() -> None:
+        nonlocal disk_full
+        if not batch:
+            return
+        try:
+            written = _commit(root, [p for _, p in batch], force)
+            for index, prepared in batch:
+                results[index] = _finish(
+                    root, prepared, written, input_domain=input_domain, min_weight=min_weight
                 )
-            except RoonError as exc:
-                mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
-            if mlp is not None and not exists:
-                try:  # what fails for this model fails before a catalogue is made for it
-                    _preflight(mlp, input_domain, input_space)
-                except RoonError as exc:
-                    mlp, result = None, IngestResult(label, "failed", reason=one_line(exc))
-            if mlp is not None:
-                if not exists:  # a catalogue-level failure here stops the ingest
-                    root, exists = open_catalogue(root, create=True), True
-                try:
-                    result = _ingest_source(
-                        mlp,
-                        label,
-                        root,
-                        normalize=normalize,
-                        input_domain=input_domain,
-                        min_weight=min_weight,
-                        backend=backend,
-                        progress=progress,
-                        force=force,
-                        input_space=input_space,
-                        exact=exact,
-                        exact_budget=exact_budget,
-                    )
-                except RoonError as exc:
-                    result = IngestResult(label, "failed", reason=one_line(exc))
-                    disk_full = is_disk_full(exc)
-        emit(progress, "models", number + 1, len(items), Path(label).name)
-        results.append(result)
-    return results
+        except RoonError as exc:
+            disk_full = is_disk_full(exc)
+            if disk_full or len(batch) == 1:  # the first fails; after a full disk, skip
+                index, prepared = batch[0]
+                results[index] = IngestResult(prepared.label, "failed", reason=one_line(exc))
+                for index, prepared in batch[1:]:
+                    results[index] = IngestResult(prepared.label, "skipped", reason=_SKIPPED)
+            else:  # one bad model must not fail the others: commit them one by one
+                single = list(batch)
+                for item in single:
+                    batch[:] = [item]
+                    flush()
+        batch.clear()
+
+    def prepared_items() -> Iterator[tuple[int, str, _Prepared | IngestResult | None]]:
+        """Each item, prepared here or by the workers (None: skipped, the disk is full)."""
+        pool = None
+        if jobs > 1:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+            pool = context.Pool(jobs, initializer=_worker_init)
+        try:
+            remote: Iterator[_Prepared | IngestResult] | None = None
+            if pool is not None:
+                tasks = [
+                    (item, _label(item), root, exists, options)
+                    for item in items
+                    if isinstance(item, Path)
+                ]
+                remote = pool.imap(
+                    _worker, tasks, chunksize=max(1, min(16, len(tasks) // (8 * jobs)))
+                )
+            for number, item in enumerate(items):
+                label = item.source if isinstance(item, IngestResult) else _label(item)
+                emit(progress, "models", number, len(items), Path(label).name)
+                if isinstance(item, IngestResult):
+                    found: _Prepared | IngestResult | None = item
+                elif remote is not None and isinstance(item, Path):
+                    found = next(remote)
+                    if found is None:  # big: its rows are streamed, here
+                        found = _load_and_prepare(item, label, root, exists, options, progress)
+                elif disk_full:
+                    found = None
+                else:
+                    found = _load_and_prepare(item, label, root, exists, options, progress)
+                yield number, label, found
+                emit(progress, "models", number + 1, len(items), Path(label).name)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+
+    for number, label, found in prepared_items():
+        if disk_full or found is None:  # every later commit would fail the same way
+            results[number] = IngestResult(label, "skipped", reason=_SKIPPED)
+            continue
+        if isinstance(found, IngestResult):
+            results[number] = found
+            continue
+        if not exists and found.staged:  # a catalogue-level failure here stops the ingest
+            root, exists = open_catalogue(root, create=True), True
+        if found.weights > STREAM_WEIGHTS:  # big: alone, its rows streamed
+            flush()
+            batch.append((number, found))
+            flush()
+            continue
+        if not batch:
+            started = time.monotonic()
+        batch.append((number, found))
+        pending = sum(p.weights for _, p in batch)
+        if (
+            len(batch) >= BATCH_MODELS
+            or pending >= BATCH_WEIGHTS
+            or time.monotonic() - started >= BATCH_SECONDS
+        ):
+            flush()
+    flush()
+    return [r for r in results if r is not None]

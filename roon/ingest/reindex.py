@@ -214,9 +214,7 @@ def reindex_catalogue(
                         root, model_id, todo, backend, progress, exact, exact_budget
                     )
                 except RoonError as exc:
-                    results[model_id] = ReindexResult(
-                        model_id, name, "failed", todo, one_line(exc)
-                    )
+                    results[model_id] = ReindexResult(model_id, name, "failed", todo, one_line(exc))
             number += 1
             emit(progress, "models", number, len(ids), name)
         if not new:

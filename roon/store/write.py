@@ -659,6 +659,12 @@ def _row_key(table: str, row: Mapping[str, object]) -> str:
     return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
 
 
+# Row keys of each catalogue-table file, by path: a file never changes once committed
+# (a new one gets a new segment folder), so a process reads each file's keys once, and
+# repeated writes (lineage during an ingest) do not re-read every file.
+_KEYS: dict[str, frozenset[str]] = {}
+
+
 def _present_keys(root: Path, files: Iterable[Path], table: str) -> set[str]:
     """Row keys of the rows already stored in a catalogue table's files."""
     from roon.store.check import damaged_file
@@ -666,11 +672,14 @@ def _present_keys(root: Path, files: Iterable[Path], table: str) -> set[str]:
     key = table_spec(table).get("key") or table_schema(table).names
     found: set[str] = set()
     for path in files:
-        try:
-            rows = pq.read_table(path, columns=list(key)).to_pylist()
-        except (OSError, pa.ArrowException) as exc:
-            raise damaged_file(root, path, exc) from None
-        found.update(_row_key(table, r) for r in rows)
+        cached = _KEYS.get(str(path))
+        if cached is None:
+            try:
+                rows = pq.read_table(path, columns=list(key)).to_pylist()
+            except (OSError, pa.ArrowException) as exc:
+                raise damaged_file(root, path, exc) from None
+            cached = _KEYS[str(path)] = frozenset(_row_key(table, r) for r in rows)
+        found.update(cached)
     return found
 
 
