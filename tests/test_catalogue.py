@@ -69,7 +69,7 @@ def test_failure_between_files_leaves_catalogue_as_before(root: Path, monkeypatc
     store_model(root, first)
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     calls = {"n": 0}
-    real = write._write_parquet
+    real = write.write_parquet
 
     def flaky(name: str, rows: pa.Table, path: Path) -> int:
         calls["n"] += 1
@@ -77,7 +77,7 @@ def test_failure_between_files_leaves_catalogue_as_before(root: Path, monkeypatc
             raise OSError("disk full (simulated)")
         return real(name, rows, path)
 
-    monkeypatch.setattr(write, "_write_parquet", flaky)
+    monkeypatch.setattr(write, "write_parquet", flaky)
     with pytest.raises(OSError, match="simulated"):
         store_model(root, random_mlp(seed=7))
     after = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
@@ -227,12 +227,12 @@ def test_a_live_writer_whose_pid_is_not_visible_keeps_its_staging(root: Path):
         os.getpid = lambda: 999_999_999  # a pid that is not alive in this namespace
         from fixtures import random_mlp, store_model
         from roon.store import open_catalogue, write
-        real = write._write_parquet
+        real = write.write_parquet
         def paused(*args):
             print("writing", flush=True)
             sys.stdin.readline()  # wait until the other process has cleaned staging
             return real(*args)
-        write._write_parquet = paused
+        write.write_parquet = paused
         store_model(open_catalogue({str(root)!r}), random_mlp(seed=41))
         """
     )
@@ -262,7 +262,7 @@ def test_debris_of_a_killed_writer_is_cleaned_by_its_free_lock(root: Path):
         from roon.store import open_catalogue, write
         def die(*args):
             os._exit(9)  # dies holding its staging folder, as kill -9 would leave it
-        write._write_parquet = die
+        write.write_parquet = die
         store_model(open_catalogue({str(root)!r}), random_mlp(seed=43))
         """
     )

@@ -251,7 +251,7 @@ def merge_segments(root: Path, stage: Any, segments: Sequence[Segment]) -> Segme
     Raises:
         CatalogueError: the segments hold different tables or definition versions.
     """
-    from roon.store.write import _write_parquet, new_segment_id
+    from roon.store.write import new_segment_id, write_parquet
 
     shapes = {tuple(sorted(_model_tables(s).items())) for s in segments if s.models}
     if len(shapes) > 1:
@@ -269,7 +269,7 @@ def merge_segments(root: Path, stage: Any, segments: Sequence[Segment]) -> Segme
         files = [e.path for s in segments if (e := s.tables.get(table)) and e.path]
         if not files:
             continue
-        rows = _write_parquet(table, _concatenated(root, files, table), folder / f"{table}.parquet")
+        rows = write_parquet(table, _concatenated(root, files, table), folder / f"{table}.parquet")
         extra[table] = TableFile(f"{rel}/{table}.parquet" if rows else None, rows)
     from roon.store.write import fsync_dir
 

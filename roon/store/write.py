@@ -49,6 +49,7 @@ __all__ = [
     "is_disk_full",
     "writing",
     "write_atomic",
+    "write_parquet",
     "write_model",
     "commit_models",
     "remove_model",
@@ -213,7 +214,7 @@ def _parts(rows: Rows) -> Iterator[pa.Table | pa.RecordBatch]:
         yield from rows
 
 
-def _write_parquet(name: str, rows: Rows, path: Path) -> int:
+def write_parquet(name: str, rows: Rows, path: Path) -> int:
     """Write ``rows`` of table ``name`` (cast to its schema) to ``path``, fsynced; no file
     when there are no rows. Returns the number of rows written.
 
@@ -392,7 +393,7 @@ def _write_batch(stage: Stage, models: Sequence[StagedModel]) -> Segment:
     # models last, as version 1 wrote them (a reader of version 1 takes models.parquet as
     # the sign of a committed model)
     for name in sorted(names, key=lambda t: t == "models"):
-        rows = _write_parquet(
+        rows = write_parquet(
             name, (p for m in models for p in _parts(m.tables[name])), folder / f"{name}.parquet"
         )
         path = f"{rel}/{name}.parquet" if rows else None
@@ -707,7 +708,7 @@ def _rows_segment(stage: Stage, rows: Mapping[str, pa.Table]) -> Segment:
     folder = stage.folder(segment_id)
     tables = {}
     for table, new in rows.items():
-        count = _write_parquet(table, new, folder / f"{table}.parquet")
+        count = write_parquet(table, new, folder / f"{table}.parquet")
         tables[table] = TableFile(f"{rel}/{table}.parquet" if count else None, count)
     fsync_dir(folder)
     return Segment(segment_id, rel, tables=tables)
