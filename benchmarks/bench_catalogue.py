@@ -92,6 +92,30 @@ def catalogue_files(root: Path) -> dict[str, list[str]]:
     return found
 
 
+def in_process(
+    root: Path, files: dict[str, list[str]], sql: str, repeat: int
+) -> tuple[float, float]:
+    """The query alone, imports done: roon's run_sql (snapshot, views, sandbox) and a
+    DuckDB connection with read_parquet views over the same files."""
+    import duckdb
+
+    from roon.query.scan import run_sql
+
+    ours, theirs = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run_sql(root, sql)
+        ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        con = duckdb.connect()
+        for table, paths in files.items():
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({paths!r})")
+        con.execute(sql).fetchall()
+        con.close()
+        theirs.append(time.perf_counter() - t0)
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def queries(root: Path, repeat: int, label: str, rows: list[dict], n: int) -> dict[str, float]:
     """roon sql and plain DuckDB on the same files: count and GROUP BY."""
     files = catalogue_files(root)
@@ -102,7 +126,14 @@ def queries(root: Path, repeat: int, label: str, rows: list[dict], n: int) -> di
         theirs, plain = timed([sys.executable, "-c", DUCKDB, json.dumps(files), sql], repeat)
         if name == "count":  # the same answer from both
             assert json.loads(answer)[0]["n"] == int(plain.strip("[](),\n ")), (answer, plain)
-        for case, sec in ((f"roon sql {name}", ours), (f"duckdb read_parquet {name}", theirs)):
+        inside, inside_duck = in_process(root, files, sql, repeat)
+        out[f"in {name}"], out[f"in duckdb {name}"] = inside, inside_duck
+        for case, sec in (
+            (f"roon sql {name}", ours),
+            (f"duckdb read_parquet {name}", theirs),
+            (f"run_sql {name}, in process", inside),
+            (f"duckdb {name}, in process", inside_duck),
+        ):
             rows.append({"benchmark": f"catalogue-{n}-{label}", "case": case, "seconds": sec,
                          "detail": detail})  # fmt: skip
             print(f"  {n:6d} models {label:10s} {case:32s} {sec:7.3f} s   ({detail})")
@@ -121,6 +152,20 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[dict] = []
     summary = {}
+    empty = args.workdir / "empty"
+    shutil.rmtree(empty, ignore_errors=True)
+    subprocess.run([ROON, "compact", "-c", str(empty)], capture_output=True)  # no catalogue
+    from roon.store import open_catalogue
+
+    open_catalogue(empty, create=True)
+    startup, _ = timed([ROON, "sql", "select 1", "-c", str(empty)], args.repeat)
+    bare, _ = timed([sys.executable, "-c", "import duckdb; duckdb.sql('select 1').fetchall()"],
+                    args.repeat)  # fmt: skip
+    rows.append({"benchmark": "catalogue-startup", "case": "roon sql 'select 1', empty",
+                 "seconds": startup, "detail": "whole process"})  # fmt: skip
+    rows.append({"benchmark": "catalogue-startup", "case": "python -c 'import duckdb; select 1'",
+                 "seconds": bare, "detail": "whole process"})  # fmt: skip
+    print(f"  startup: roon sql 'select 1' {startup:.3f} s; python + duckdb {bare:.3f} s")
     for n in [int(s) for s in args.sizes.split(",")]:
         work = args.workdir / str(n)
         shutil.rmtree(work, ignore_errors=True)
@@ -163,8 +208,13 @@ def main() -> None:
             f"GROUP BY {after['group by']:.3f} s "
             f"({after['group by'] / after['duckdb group by']:.2f}× DuckDB); before compaction "
             f"{before['count'] / before['duckdb count']:.2f}× and "
-            f"{before['group by'] / before['duckdb group by']:.2f}×"
+            f"{before['group by'] / before['duckdb group by']:.2f}×; in process (compacted): "
+            f"count {after['in count'] * 1e3:.0f} ms "
+            f"({after['in count'] / after['in duckdb count']:.2f}× DuckDB), GROUP BY "
+            f"{after['in group by'] * 1e3:.0f} ms "
+            f"({after['in group by'] / after['in duckdb group by']:.2f}× DuckDB)"
         )
+    print(f"startup: roon sql 'select 1' {startup:.3f} s vs python + duckdb {bare:.3f} s")
 
 
 if __name__ == "__main__":
