@@ -207,9 +207,12 @@ def _original_models(con: Any) -> set[str]:
 
 def _stale(root: Path, ids: Sequence[str]) -> list[str]:
     from roon.ingest.derived import DERIVED_TABLES
-    from roon.store.migrate import stale_tables
+    from roon.store.migrate import stale_models
 
-    return [m for m in ids if "restricted" in stale_tables(root, m, DERIVED_TABLES)]
+    # one call for all models: each segment file's footer is read once, not once a model
+    wanted = {"restricted": DERIVED_TABLES["restricted"]}
+    stale = stale_models(root, ids, wanted)
+    return [m for m in ids if stale.get(m)]
 
 
 def normalized_copies(root: Path, con: Any, ids: Sequence[str], rules: str) -> dict[str, str]:
