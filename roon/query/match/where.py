@@ -6,7 +6,7 @@ Three steps, each narrower than the one before:
    ``signatures`` and ``restricted`` tables: placements (model, layer offset) where the
    pattern could appear, with each pattern neuron's candidate target neurons;
 2. :func:`~roon.query.match.layered.embeddings` — the exact layered matcher over the full
-   stored weights (``model.safetensors``, never the possibly pruned ``edges`` table):
+   stored weights (never the possibly pruned ``edges`` table):
    injective maps, edge signs, and the exact positional check of every neuron
    (:class:`~roon.query.match.verify.SubnetworkCheck`), ``--strict`` on top;
 3. :func:`~roon.query.match.verify.embedding_deviation` — the functional check of every
