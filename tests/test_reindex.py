@@ -148,7 +148,7 @@ def test_an_old_format_catalogue_reindexes_to_typed_counts(tmp_path, fresh):
     for model in MODELS:
         path = layout.table_path(old, model.id, "signatures")
         pq.write_table(_old_format(pq.read_table(path)), path)
-        layout.derived_path(old, model.id).write_text(json.dumps({"signatures": 1, "tokens": 1}))
+        edit_segment(old, model.id, versions={"signatures": 1})  # written by definition 1
         assert stale_tables(old, model.id, DERIVED_TABLES) == ["signatures"]
     # what an old file holds: strings
     sample = pq.read_table(layout.table_path(old, MODELS[0].id, "signatures"))

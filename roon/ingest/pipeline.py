@@ -848,7 +848,7 @@ def ingest_models(
             context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
             pool = context.Pool(jobs, initializer=_worker_init)
         try:
-            remote: Iterator[_Prepared | IngestResult] | None = None
+            remote: Iterator[_Prepared | IngestResult | None] | None = None
             if pool is not None:
                 tasks = [
                     (item, _label(item), root, exists, options)
