@@ -322,8 +322,10 @@ def test_ctrl_c_during_ingest_exits_130_and_leaves_whole_models(tmp_path: Path, 
     import signal
     import time
 
-    files = _nets(tmp_path / "nets", 24, widths=(24, 64, 64, 4))  # fan-in 64: ~0.2 s each
+    # fan-in 64: ~0.05-0.2 s each; enough of them that the 1 s batches cannot hold them all
+    files = _nets(tmp_path / "nets", 60, widths=(24, 64, 64, 4))
     cmd = [sys.executable, "-m", "roon", "ingest", "-c", str(catalogue), "--backend", "ref"]
+    cmd += ["--jobs", "1"]  # batches of 1 s in this process: the kill lands between commits
     proc = subprocess.Popen([*cmd, *map(str, files)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
