@@ -71,8 +71,9 @@ def _embeds(pattern_mlp: MLP, name: str, target: MLP, index: dict[str, Any]) -> 
     filtered = could_appear_in(_connection(index), pattern)
     offsets = []
     for placement in filtered.placements:
+        # limit counts verified embeddings: the first one settles the offset
         found, _ = match_model(
-            pattern, target, placement.offset, placement.domains, placement.candidates, limit=50
+            pattern, target, placement.offset, placement.domains, placement.candidates, limit=1
         )
         if any(dev <= DEFAULT_TOLERANCE for _, dev in found):
             offsets.append(placement.offset)
