@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import subprocess
@@ -52,3 +53,13 @@ def commit() -> str:
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def append_rows(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path`` (the header first when the file is new)."""
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)

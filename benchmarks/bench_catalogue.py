@@ -15,7 +15,6 @@ Run: ``python benchmarks/bench_catalogue.py [--sizes 100,1000,10000] [--jobs 2]`
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 from roon import MLP, Layer  # noqa: E402
 
@@ -193,13 +192,9 @@ def main() -> None:
         summary[n] = (ingest, before, after)
     if not args.no_write:
         stamp = {"date": dt.date.today().isoformat(), "commit": commit(), "machine": machine()}
-        new = not CSV.exists()
-        with CSV.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({**stamp, **row, "seconds": f"{row['seconds']:.6f}"})
+        append_rows(
+            CSV, FIELDS, [{**stamp, **row, "seconds": f"{row['seconds']:.6f}"} for row in rows]
+        )
     print(f"machine: {machine()}; commit {commit()}")
     for n, (ingest, before, after) in summary.items():
         print(

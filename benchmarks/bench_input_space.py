@@ -24,7 +24,6 @@ Run: ``python benchmarks/bench_input_space.py [ACASXU_FOLDER] [--repeats 3]``
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 import roon  # noqa: E402
 from roon import MLP, Layer  # noqa: E402
@@ -143,13 +142,7 @@ def main() -> None:
         rows += case(f"acas box ×{len(files)}", models, spaces, args.repeats)
     stamp = {"date": dt.datetime.now().isoformat(timespec="seconds"), "commit": commit(),
              "machine": machine()}  # fmt: skip
-    new = not CSV.exists()
-    with CSV.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            writer.writerow({**stamp, **row})
+    append_rows(CSV, FIELDS, [{**stamp, **row} for row in rows])
     print(f"machine: {stamp['machine']}, commit {stamp['commit']}")
     by = {(r["case"], r["what"]): (float(r["seconds"]), float(r["cpu_seconds"])) for r in rows}
     for name in dict.fromkeys(r["case"] for r in rows):

@@ -25,7 +25,6 @@ size, 144 MiB; the baseline needs ~7 GB of memory there).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "results_memory.csv"
@@ -126,12 +125,7 @@ def main() -> None:
                     "seconds": f"{seconds:.1f}",
                 }
             )
-    new = not CSV.exists()
-    with CSV.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_rows(CSV, FIELDS, rows)
     constant = float(rows[0]["peak_mb"])
     streamed, whole = (float(r["peak_mb"]) - constant for r in rows[1:])
     print(

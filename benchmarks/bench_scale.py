@@ -25,7 +25,6 @@ Run: ``python benchmarks/bench_scale.py [--sizes 100,1000,10000]``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import os
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "results_scale.csv"
@@ -159,12 +158,7 @@ def main() -> None:
             f"×{b['baseline_s'] / a['baseline_s']:.1f}, files ×{b['files'] / a['files']:.1f}"
         )
     if not args.no_csv:
-        new = not CSV.exists()
-        with CSV.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_rows(CSV, FIELDS, rows)
     for row in rows:
         ratio = row["where_s"] / row["baseline_s"]
         print(f"where / baseline read_parquet at {row['models']} models: {ratio:.0f}×")

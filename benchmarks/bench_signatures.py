@@ -21,7 +21,6 @@ appended to ``benchmarks/results.csv`` with the date, commit and machine. Run:
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 from seed_baseline import seed_excited_states  # noqa: E402
 
 from roon.kernels import signatures  # noqa: E402
@@ -167,13 +166,7 @@ def main() -> None:
             "machine": machine(),
             "benchmark": "signatures",
         }
-        new = not CSV.exists()
-        with CSV.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({**stamp, **{k: _fmt(v) for k, v in row.items()}})
+        append_rows(CSV, FIELDS, [{**stamp, **{k: _fmt(v) for k, v in r.items()}} for r in rows])
         print(f"\nappended {len(rows)} rows to {CSV.relative_to(HERE.parent)}")
 
 

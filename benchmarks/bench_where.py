@@ -16,7 +16,6 @@ Run: ``python benchmarks/bench_where.py [--sizes 10,100,1000] [--workdir DIR]``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import shutil
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 from roon import MLP, Layer  # noqa: E402
 from roon.ingest.loaders.circuit import load_circuit  # noqa: E402
@@ -215,13 +214,9 @@ def main() -> None:
     latency = bench_catalogues(rows, [int(s) for s in args.sizes.split(",")], args.workdir)
     if not args.no_write:
         stamp = {"date": dt.date.today().isoformat(), "commit": commit(), "machine": machine()}
-        new = not CSV.exists()
-        with CSV.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({**stamp, **row, "seconds": f"{row['seconds']:.6f}"})
+        append_rows(
+            CSV, FIELDS, [{**stamp, **row, "seconds": f"{row['seconds']:.6f}"} for row in rows]
+        )
     print(f"machine: {machine()}")
     for layout in ("segment per model", "compacted"):
         if (100, layout) in latency and (1000, layout) in latency:

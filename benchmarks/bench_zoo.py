@@ -18,7 +18,6 @@ Run: ``python benchmarks/bench_zoo.py``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import math
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stamp import commit, machine  # noqa: E402
+from _stamp import append_rows, commit, machine  # noqa: E402
 
 import roon.zoo.train as zoo_train  # noqa: E402
 from roon.zoo import train_model, train_zoo  # noqa: E402
@@ -108,13 +107,7 @@ def main() -> None:
             "machine": machine(),
             "benchmark": "zoo",
         }
-        new = not CSV.exists()
-        with CSV.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({**stamp, **row})
+        append_rows(CSV, FIELDS, [{**stamp, **row} for row in rows])
         print(f"\nappended {len(rows)} rows to {CSV.relative_to(HERE.parent)}")
 
     (roon_wall, roon_tasks), (base_wall, base_tasks) = results["roon"], results["torch-default"]
