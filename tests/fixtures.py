@@ -567,3 +567,17 @@ def write_v1_catalogue(path: Path, models: list[MLP], *, lineage: pa.Table | Non
             row = lineage.slice(i, 1).cast(table_schema("lineage"))
             pq.write_table(row, path / "lineage" / f"{i:032x}.parquet")
     return path
+
+
+def all_rows(root: Path) -> dict[str, list[dict]]:
+    """Every table's rows, in one canonical order (a compaction or an upgrade may
+    reorder files): equal before and after means nothing was lost or changed."""
+    from roon.schema import TABLES
+
+    from roon.store import read
+
+    out = {}
+    for table in TABLES:
+        rows = read.read_table(root, table).to_pylist()
+        out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
+    return out

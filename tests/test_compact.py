@@ -12,8 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures import and_or_net, edit_segment, graph_lineage_table, random_mlp, store_model
-from roon.schema import TABLES
+from fixtures import (
+    all_rows,
+    and_or_net,
+    edit_segment,
+    graph_lineage_table,
+    random_mlp,
+    store_model,
+)
 from typer.testing import CliRunner
 
 from roon.cli import app
@@ -25,15 +31,6 @@ from roon.store.manifest import current_manifest
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 MODELS = [random_mlp(seed=s) for s in range(6)] + [and_or_net()]
-
-
-def _everything(root: Path) -> dict[str, list[dict]]:
-    """Every table's rows, in one canonical order (a compaction may reorder files)."""
-    out = {}
-    for table in TABLES:
-        rows = read.read_table(root, table).to_pylist()
-        out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
-    return out
 
 
 @pytest.fixture
@@ -49,12 +46,12 @@ def cat(tmp_path: Path) -> Path:
 
 
 def test_compaction_merges_segments_and_keeps_every_row_and_weight(cat: Path):
-    before = _everything(cat)
+    before = all_rows(cat)
     assert len(current_manifest(cat).segments) == len(MODELS) + 2
     result = compact(cat)
     assert (result.segments_before, result.segments_after) == (len(MODELS) + 2, 2)
     assert result.models == len(MODELS)
-    assert _everything(cat) == before
+    assert all_rows(cat) == before
     for mlp in MODELS:  # weights read back out of the merged weights file, hash-checked
         assert load_catalogued_model(cat, mlp.id).id == mlp.id
     [merged] = [s for s in current_manifest(cat).segments if s.models]
@@ -68,16 +65,16 @@ def test_compaction_merges_segments_and_keeps_every_row_and_weight(cat: Path):
     # a second compaction has nothing to merge
     again = compact(cat)
     assert again.segments_before == again.segments_after == 2
-    assert _everything(cat) == before
+    assert all_rows(cat) == before
 
 
 def test_after_compaction_writes_removals_and_dedupe_still_work(cat: Path):
     compact(cat)
-    before = _everything(cat)
+    before = all_rows(cat)
     assert store_model(cat, MODELS[0]) is False  # re-ingesting is a no-op
     steps = graph_lineage_table({letter: m.id for letter, m in zip("ACD", MODELS, strict=False)})
     assert write.write_rows(cat, "lineage", steps) == 0
-    assert _everything(cat) == before
+    assert all_rows(cat) == before
     assert write.remove_model(cat, MODELS[2].id)
     assert read.list_models(cat) == sorted(m.id for m in MODELS if m is not MODELS[2])
     assert read.read_table(cat, "neurons").num_rows == sum(
@@ -122,7 +119,7 @@ def test_kill_9_mid_compaction_loses_nothing(tmp_path: Path):
     template = open_catalogue(tmp_path / "template", create=True)
     for seed in range(40):
         store_model(template, random_mlp((16, 48, 48, 4), seed=seed))
-    before = _everything(template)
+    before = all_rows(template)
     timing = tmp_path / "timing"
     shutil.copytree(template, timing)
     start = time.monotonic()
@@ -137,10 +134,10 @@ def test_kill_9_mid_compaction_loses_nothing(tmp_path: Path):
         time.sleep(rng.uniform(0.3, 1.0) * took)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        assert _everything(target) == before, trial
+        assert all_rows(target) == before, trial
         assert runner.invoke(app, ["check", "-c", str(target)]).exit_code == 0, trial
         result = compact(target)
-        assert result.segments_after == 1 and _everything(target) == before, trial
+        assert result.segments_after == 1 and all_rows(target) == before, trial
         # nothing is left over: no staging debris, no folder no manifest names
         live = {s.id for s in current_manifest(target).segments}
         assert {p.name for p in layout.segments_dir(target).iterdir()} == live, trial

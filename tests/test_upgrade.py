@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures import and_or_net, graph_lineage_table, random_mlp, write_v1_catalogue
-from roon.schema import TABLES
+from fixtures import all_rows, and_or_net, graph_lineage_table, random_mlp, write_v1_catalogue
 from typer.testing import CliRunner
 
 from roon.cli import app
@@ -22,14 +21,6 @@ from roon.store.manifest import current_manifest
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 MODELS = [random_mlp(seed=1), random_mlp(seed=2, activation="tanh"), and_or_net()]
-
-
-def _everything(root: Path) -> dict[str, list[dict]]:
-    out = {}
-    for table in TABLES:
-        rows = read.read_table(root, table).to_pylist()
-        out[table] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
-    return out
 
 
 @pytest.fixture
@@ -53,14 +44,14 @@ def test_a_version_1_catalogue_is_read_in_place(old: Path):
 
 def test_the_first_write_upgrades_in_place_and_compaction_moves_it_into_segments(old: Path):
     root = open_catalogue(old)
-    before = _everything(root)
+    before = all_rows(root)
     newcomer = random_mlp(seed=9)
     assert ingest_model(newcomer, root, backend="ref")
     assert layout.format_version(root) == layout.FORMAT_VERSION == 2
     # nothing was rewritten: the old model folders are segments of the new manifest
     assert all((root / "models" / m.id / "neurons.parquet").is_file() for m in MODELS)
     assert read.list_models(root) == sorted([newcomer.id, *(m.id for m in MODELS)])
-    after = _everything(root)
+    after = all_rows(root)
     for table, rows in before.items():
         assert [r for r in after[table] if r.get("model_id") != newcomer.id] == rows, table
     # lineage rows of the old layout still count for dedupe
@@ -69,7 +60,7 @@ def test_the_first_write_upgrades_in_place_and_compaction_moves_it_into_segments
     # compaction merges the old folders into one segment and removes them
     result = compact(root)
     assert result.segments_after == 2  # the models, and the lineage rows
-    assert _everything(root) == after
+    assert all_rows(root) == after
     assert not (root / "models").exists() or not any((root / "models").iterdir())
     assert not (root / "lineage").exists() or not any((root / "lineage").iterdir())
     for mlp in [*MODELS, newcomer]:
@@ -81,12 +72,12 @@ def test_reindex_of_a_version_1_catalogue_reads_its_recorded_versions(old: Path)
     root = open_catalogue(old)
     victim = MODELS[0].id
     (root / "models" / victim / "derived.json").write_text(json.dumps({"signatures": 0}))
-    before = _everything(root)
+    before = all_rows(root)
     results = {r.model_id: r for r in reindex_catalogue(root, backend="ref")}
     assert results[victim].status == "reindexed" and "signatures" in results[victim].tables
     assert {r.status for m, r in results.items() if m != victim} == {"current"}
     assert layout.format_version(root) == 2
-    assert _everything(root) == before  # the same definition: the same rows
+    assert all_rows(root) == before  # the same definition: the same rows
     segment = current_manifest(root).by_model[victim]
     assert segment.tables["signatures"].version == DERIVED_TABLES["signatures"]
 
@@ -95,14 +86,14 @@ def test_a_crash_before_the_marker_is_replaced_leaves_version_1_and_upgrades_aga
     from roon.store.upgrade import upgrade
 
     root = open_catalogue(old)
-    before = _everything(root)
+    before = all_rows(root)
     marker = layout.marker_path(root).read_bytes()
     with write.catalogue_lock(root):
         pass  # upgraded here
     # what a kill between the manifest and the marker leaves: a manifest, marker at 1
     layout.marker_path(root).write_bytes(marker)
     assert layout.format_version(root) == 1
-    assert _everything(root) == before
+    assert all_rows(root) == before
     with write.catalogue_lock(root):
         assert upgrade(root) is False  # the lock upgraded it again already
-    assert layout.format_version(root) == 2 and _everything(root) == before
+    assert layout.format_version(root) == 2 and all_rows(root) == before
